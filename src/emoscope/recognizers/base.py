@@ -1,0 +1,159 @@
+"""The :class:`Recognizer` protocol and the registry that finds recognisers by name."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from emoscope.dialogue import Dialogue, Utterance
+from emoscope.errors import EmoscopeError
+from emoscope.labels import Taxonomy
+from emoscope.prediction import EmotionPrediction
+
+__all__ = [
+    "Recognizer",
+    "Target",
+    "available_recognizers",
+    "flatten_inputs",
+    "load_recognizer",
+    "register",
+]
+
+Input = str | Dialogue
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """What every emotion recogniser offers.
+
+    ``predict`` takes a batch of inputs. A string yields one prediction; a :class:`Dialogue`
+    yields one prediction per utterance (each read in its preceding context), in order. The
+    result is the flat list of all of them.
+    """
+
+    name: str
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The taxonomy of the labels in this recogniser's predictions."""
+        ...
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels this recogniser predicts, in the order of its taxonomy."""
+        ...
+
+    def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
+        """Predict emotions for a batch of texts and/or dialogues."""
+        ...
+
+
+class Target:
+    """One utterance to predict: its text, and where available its dialogue and position."""
+
+    __slots__ = ("dialogue", "index", "utterance")
+
+    def __init__(self, utterance: Utterance, dialogue: Dialogue | None = None, index: int = 0):
+        self.utterance = utterance
+        self.dialogue = dialogue
+        self.index = index
+
+    @property
+    def text(self) -> str:
+        """The utterance text."""
+        return self.utterance.text
+
+    def context(self, window: int | None = None) -> list[Utterance]:
+        """Preceding utterances (none for a standalone text)."""
+        return [] if self.dialogue is None else self.dialogue.context(self.index, window)
+
+
+def flatten_inputs(inputs: Sequence[Input]) -> list[Target]:
+    """Expand texts and dialogues into the list of utterances to predict, in output order."""
+    if isinstance(inputs, str | Dialogue):
+        raise TypeError("predict() takes a sequence of texts or dialogues, not a single one")
+    targets: list[Target] = []
+    for x in inputs:
+        if isinstance(x, str):
+            targets.append(Target(Utterance(x)))
+        elif isinstance(x, Utterance):
+            targets.append(Target(x))
+        elif isinstance(x, Dialogue):
+            targets.extend(Target(u, x, i) for i, u in enumerate(x.utterances))
+        else:
+            raise TypeError(f"expected str, Utterance or Dialogue, got {type(x).__name__}")
+    return targets
+
+
+_REGISTRY: dict[str, Callable[..., Recognizer]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., Recognizer]], Callable[..., Recognizer]]:
+    """Class/function decorator registering a recogniser factory under a short name."""
+
+    def deco(factory: Callable[..., Recognizer]) -> Callable[..., Recognizer]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+# Built-ins are imported lazily so that e.g. the lexicon works without torch installed.
+_BUILTIN_MODULES = {
+    "lexicon": "emoscope.recognizers.lexicon",
+    "nrclex": "emoscope.recognizers.peers",
+    "vader": "emoscope.recognizers.peers",
+    "default": "emoscope.recognizers.encoder",
+    "encoder": "emoscope.recognizers.encoder",
+}
+
+
+def available_recognizers() -> list[str]:
+    """Short names of the built-in and registered recognisers."""
+    return sorted(set(_BUILTIN_MODULES) | set(_REGISTRY))
+
+
+def _import_dotted(path: str) -> Any:
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise EmoscopeError(f"recogniser path {path!r} should look like 'package.module:Class'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise EmoscopeError(f"cannot import {module_name!r} for recogniser {path!r}: {e}") from e
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise EmoscopeError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def load_recognizer(name: str, **kwargs: Any) -> Recognizer:
+    """Build a recogniser from a short name (``lexicon``, ``default`` ...) or a dotted path.
+
+    A dotted path (``package.module:Class`` or ``package.module.Class``) names a class or
+    factory that is called with ``kwargs`` and must return an object following
+    :class:`Recognizer`.
+    """
+    if name not in _REGISTRY and name in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(_BUILTIN_MODULES[name])
+        except ImportError as e:
+            raise EmoscopeError(
+                f"recogniser {name!r} needs an optional dependency that is missing: {e}"
+            ) from e
+    if name in _REGISTRY:
+        factory: Callable[..., Any] = _REGISTRY[name]
+    elif "." in name or ":" in name:
+        factory = _import_dotted(name)
+    else:
+        raise EmoscopeError(
+            f"unknown recogniser {name!r}; expected one of: {', '.join(available_recognizers())} "
+            "or a dotted path 'package.module:Class'"
+        )
+    rec = factory(**kwargs)
+    if not isinstance(rec, Recognizer):
+        raise EmoscopeError(f"{name!r} did not produce a Recognizer (needs predict/labels/taxonomy)")
+    return rec
