@@ -110,15 +110,18 @@ class EmotionPrediction:
     @classmethod
     def from_scores(
         cls,
-        labels: Sequence[str],
+        names: Sequence[str],
         probs: Sequence[float],
         taxonomy: str,
         **kwargs: Any,
     ) -> EmotionPrediction:
-        """Build a prediction from parallel label/probability sequences."""
-        if len(labels) != len(probs):
-            raise ValueError(f"{len(labels)} labels but {len(probs)} probabilities")
-        return cls(probs=dict(zip(labels, (float(p) for p in probs), strict=True)),
+        """Build a prediction from parallel label-name/probability sequences.
+
+        Other keyword arguments (``labels``, ``vad``, ``confidence``...) go to the constructor.
+        """
+        if len(names) != len(probs):
+            raise ValueError(f"{len(names)} label names but {len(probs)} probabilities")
+        return cls(probs=dict(zip(names, (float(p) for p in probs), strict=True)),
                    taxonomy=taxonomy, **kwargs)
 
 

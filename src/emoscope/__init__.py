@@ -1,0 +1,61 @@
+"""emoscope: emotion understanding with language models.
+
+Recognise emotion in texts and conversations, look inside language models, evaluate on standard
+datasets, and serve the results. Heavy parts (torch, transformers) are imported only when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from emoscope.dialogue import Dialogue, Utterance
+from emoscope.errors import DataError, DatasetNotFoundError, EmoscopeError
+from emoscope.labels import Taxonomy, get_taxonomy, map_distribution, map_label
+from emoscope.prediction import PREDICTION_SCHEMA, EmotionPrediction
+from emoscope.recognizers.base import Recognizer, available_recognizers, load_recognizer
+
+if TYPE_CHECKING:
+    from emoscope.recognizers.encoder import EncoderRecognizer
+
+__all__ = [
+    "PREDICTION_SCHEMA",
+    "DataError",
+    "DatasetNotFoundError",
+    "Dialogue",
+    "EmoscopeError",
+    "EmotionPrediction",
+    "Recognizer",
+    "Taxonomy",
+    "Utterance",
+    "__version__",
+    "available_recognizers",
+    "evaluate",
+    "get_taxonomy",
+    "load",
+    "load_dataset",
+    "load_recognizer",
+    "map_distribution",
+    "map_label",
+]
+
+
+def load(path: str | None = None, taxonomy: str | None = None) -> EncoderRecognizer:
+    """Load emoscope's default model (or a model folder saved by ``emoscope train``)."""
+    from emoscope.recognizers.encoder import EncoderRecognizer
+
+    return EncoderRecognizer(path, taxonomy=taxonomy)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy public functions whose modules pull in optional dependencies.
+    if name == "load_dataset":
+        from emoscope.datasets import load_dataset
+
+        return load_dataset
+    if name == "evaluate":
+        from emoscope.evaluate import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'emoscope' has no attribute {name!r}")

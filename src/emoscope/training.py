@@ -1,0 +1,487 @@
+"""Training emoscope's encoder model: multi-task fine-tuning, model selection and calibration.
+
+One model is trained on several datasets at once, each feeding its own head: conversation emotion
+(MELD, EmoryNLP) through the dialogue context model, single-text multi-label emotion (GoEmotions)
+and VAD regression (EmoBank). Batches are task-homogeneous and shuffled together each epoch.
+
+Because the lower encoder layers are frozen, their outputs are computed once per distinct text and
+cached; each step runs only the upper layers, the context model and the heads. (Dropout therefore
+never applies inside the frozen layers, which matches inference.)
+
+After training, the best epoch by mean dev score is kept, its weights are rounded to float16 (as
+saved), single-label heads get a temperature fitted on dev NLL (Guo et al., 2017) and the
+multi-label head gets per-label thresholds maximising dev F1.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emoscope import __version__
+from emoscope._io import write_json
+from emoscope.datasets import load_dataset, read_dialogues, read_texts
+from emoscope.datasets.base import Dataset
+from emoscope.errors import EmoscopeError
+from emoscope.labels import get_taxonomy
+from emoscope.metrics import (
+    brier_score,
+    classification_report,
+    expected_calibration_error,
+    pearson_r,
+)
+from emoscope.recognizers.encoder import (
+    EmotionEncoder,
+    EncoderConfig,
+    HeadConfig,
+    build_model,
+    chunk_token_ids,
+    fit_temperature,
+    pad_batch,
+    save_model,
+)
+
+__all__ = ["TrainConfig", "train"]
+
+_log = logging.getLogger(__name__)
+
+# Built-in tasks: dataset name -> (head kind, taxonomy or None for VAD).
+BUILTIN_TASKS: dict[str, tuple[str, str | None]] = {
+    "meld": ("single", "meld"),
+    "emorynlp": ("single", "emorynlp"),
+    "goemotions": ("multi", "goemotions"),
+    "emobank": ("vad", None),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (all recorded in the saved model's config)."""
+
+    tasks: tuple[str, ...] = ("meld", "emorynlp", "goemotions", "emobank")
+    dataset_file: str | None = None
+    dev_file: str | None = None
+    taxonomy: str | None = None
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    n_frozen_layers: int = 3
+    max_seq_length: int = 128
+    max_turns: int = 32
+    context_layers: int = 1
+    seed: int = 13
+    limit: int | None = None
+    data_root: str | None = None
+    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    default_taxonomy: str | None = None
+    task_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Unit:
+    """One training unit: a dialogue window or a single text, with its targets."""
+
+    texts: list[int]
+    speakers: list[int]
+    targets: list[Any]
+
+
+@dataclass
+class _Task:
+    head: HeadConfig
+    train: list[_Unit]
+    dev: list[_Unit]
+    dev_size: int = 0
+
+
+class _TextCache:
+    """Distinct texts and their cached lower-layer states, chunked like inference does."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.texts: list[str] = []
+        self.chunks: list[list[torch.Tensor]] = []
+
+    def add(self, text: str) -> int:
+        if text not in self.index:
+            self.index[text] = len(self.texts)
+            self.texts.append(text)
+        return self.index[text]
+
+    @torch.inference_mode()
+    def fill(self, model: EmotionEncoder, tokenizer: Any, batch_size: int = 128) -> None:
+        ids = tokenizer(self.texts, add_special_tokens=False)["input_ids"]
+        cfg = model.config
+        chunks, owners = chunk_token_ids(ids, cfg.max_seq_length, tokenizer.cls_token_id,
+                                         tokenizer.sep_token_id)  # fmt: skip
+        self.chunks = [[] for _ in self.texts]
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i]))
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            input_ids, mask = pad_batch([chunks[i] for i in idx], tokenizer.pad_token_id)
+            h = model.lower(input_ids, mask).to(torch.float16)
+            for row, i in enumerate(idx):
+                self.chunks[owners[i]].append(h[row, : len(chunks[i])].clone())
+
+    def vectors(self, model: EmotionEncoder, text_ids: Sequence[int]) -> torch.Tensor:
+        """Pooled upper-layer vectors of the given texts (with gradients when training)."""
+        states: list[torch.Tensor] = []
+        owners: list[int] = []
+        for k, t in enumerate(text_ids):
+            states.extend(self.chunks[t])
+            owners.extend([k] * len(self.chunks[t]))
+        width = max(s.shape[0] for s in states)
+        h = torch.zeros(len(states), width, states[0].shape[1])
+        mask = torch.zeros(len(states), width, dtype=torch.long)
+        for i, s in enumerate(states):
+            h[i, : s.shape[0]] = s.float()
+            mask[i, : s.shape[0]] = 1
+        out = model.upper(h, mask)
+        return model.pool(out, mask, torch.tensor(owners), len(text_ids))
+
+
+def _speaker_numbers(speakers: Sequence[str | None], n: int) -> list[int]:
+    seen: dict[str, int] = {}
+    out = []
+    for s in speakers:
+        if s is None:
+            out.append(0)
+        else:
+            out.append(seen.setdefault(s, len(seen) % n + 1))
+    return out
+
+
+def _units(ds: Dataset, head: HeadConfig, cache: _TextCache, cfg: EncoderConfig) -> list[_Unit]:
+    """Turn a dataset into units; dialogues longer than ``max_turns`` become several windows."""
+
+    def target(e: Any) -> Any:
+        if head.kind == "vad":
+            return e.vad
+        if head.kind == "multi":
+            return [head.labels.index(lab) for lab in e.labels]
+        return head.labels.index(e.labels[0])
+
+    units: list[_Unit] = []
+    if ds.dialogues is not None:
+        pos = 0
+        for d in ds.dialogues:
+            exs = ds.examples[pos : pos + len(d)]
+            pos += len(d)
+            for s in range(0, len(d), cfg.max_turns):
+                part = d.utterances[s : s + cfg.max_turns]
+                units.append(
+                    _Unit(
+                        [cache.add(u.text) for u in part],
+                        _speaker_numbers([u.speaker for u in part], cfg.n_speakers),
+                        [target(e) for e in exs[s : s + cfg.max_turns]],
+                    )
+                )
+    else:
+        units = [_Unit([cache.add(e.text)], [0], [target(e)]) for e in ds.examples]
+    return units
+
+
+def _load_tasks(tc: TrainConfig, cache: _TextCache, cfg: EncoderConfig) -> list[_Task]:
+    tasks: list[_Task] = []
+    specs: list[tuple[str, str, str | None, Dataset, Dataset]] = []
+    if tc.dataset_file:
+        if not tc.taxonomy:
+            raise EmoscopeError("--taxonomy is required with --dataset FILE")
+        train_ds, dev_ds = _user_datasets(tc)
+        tax = get_taxonomy(tc.taxonomy)
+        specs.append((tax.name, "multi" if tax.multi_label else "single", tax.name, train_ds, dev_ds))
+    for name in tc.tasks:
+        if name not in BUILTIN_TASKS:
+            raise EmoscopeError(
+                f"unknown training task {name!r}; expected one of: {', '.join(BUILTIN_TASKS)}"
+            )
+        kind, tax_name = BUILTIN_TASKS[name]
+        train_ds = load_dataset(name, "train", tc.data_root).limit(tc.limit)
+        dev_ds = load_dataset(name, "dev", tc.data_root).limit(tc.limit)
+        specs.append((name, kind, tax_name, train_ds, dev_ds))
+    for name, kind, tax_name, train_ds, dev_ds in specs:
+        labels = list(get_taxonomy(tax_name).labels) if tax_name else ["valence", "arousal", "dominance"]
+        head = HeadConfig(name, kind, tax_name, labels)
+        tasks.append(
+            _Task(head, _units(train_ds, head, cache, cfg), _units(dev_ds, head, cache, cfg),
+                  len(dev_ds))  # fmt: skip
+        )
+    if not tasks:
+        raise EmoscopeError("nothing to train on: give --task names and/or --dataset FILE")
+    return tasks
+
+
+def _user_datasets(tc: TrainConfig) -> tuple[Dataset, Dataset]:
+    """Read a user's training file (and dev file, or hold out every 10th unit)."""
+    assert tc.dataset_file is not None
+
+    def read(path: str) -> Dataset:
+        import csv
+
+        if path.endswith(".csv"):
+            with open(path, encoding="utf-8", newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if "dialogue_id" in header:
+                return read_dialogues(path, label_col="label", taxonomy=tc.taxonomy)
+        return read_texts(path, taxonomy=tc.taxonomy)
+
+    ds = read(tc.dataset_file)
+    if tc.dev_file:
+        return ds, read(tc.dev_file)
+    from dataclasses import replace
+
+    if ds.dialogues is not None:
+        dev_d = ds.dialogues[::10]
+        train_d = [d for i, d in enumerate(ds.dialogues) if i % 10]
+        dev_ids = {id(d) for d in dev_d}
+        return (
+            replace(ds, dialogues=train_d, examples=[e for e in ds.examples if id(e.dialogue) not in dev_ids]),
+            replace(ds, dialogues=dev_d, examples=[e for e in ds.examples if id(e.dialogue) in dev_ids]),
+        )  # fmt: skip
+    return (
+        replace(ds, examples=[e for i, e in enumerate(ds.examples) if i % 10]),
+        replace(ds, examples=ds.examples[::10]),
+    )
+
+
+def _batches(units: list[_Unit], size: int, rng: random.Random | None) -> list[list[_Unit]]:
+    """Pack units into batches of about ``size`` utterances (shuffled when ``rng`` is given)."""
+    order = list(units)
+    if rng is not None:
+        rng.shuffle(order)
+    batches: list[list[_Unit]] = []
+    cur: list[_Unit] = []
+    count = 0
+    for u in order:
+        cur.append(u)
+        count += len(u.texts)
+        if count >= size:
+            batches.append(cur)
+            cur, count = [], 0
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _forward(model: EmotionEncoder, cache: _TextCache, batch: list[_Unit], head: str) -> torch.Tensor:
+    text_ids = sorted({t for u in batch for t in u.texts})
+    where = {t: i for i, t in enumerate(text_ids)}
+    vectors = cache.vectors(model, text_ids)
+    windows, speakers, outputs = [], [], []
+    rows = []
+    offset = 0
+    for u in batch:
+        rows.extend(where[t] for t in u.texts)
+        windows.append(list(range(offset, offset + len(u.texts))))
+        offset += len(u.texts)
+        speakers.append(u.speakers)
+        outputs.append(len(u.texts))
+    feats = model.contextualise(vectors[rows], windows, speakers, outputs)
+    return model.head_logits(feats, head)
+
+
+def _loss(kind: str, out: torch.Tensor, batch: list[_Unit]) -> torch.Tensor:
+    targets = [t for u in batch for t in u.targets]
+    if kind == "single":
+        return nn.functional.cross_entropy(out, torch.tensor(targets))
+    if kind == "multi":
+        y = torch.zeros_like(out)
+        for i, labs in enumerate(targets):
+            y[i, labs] = 1.0
+        return nn.functional.binary_cross_entropy_with_logits(out, y)
+    return nn.functional.mse_loss(out, torch.tensor(targets, dtype=out.dtype))
+
+
+@torch.inference_mode()
+def _dev_outputs(model: EmotionEncoder, cache: _TextCache, task: _Task) -> tuple[np.ndarray, list[Any]]:
+    model.eval()
+    outs, targets = [], []
+    for batch in _batches(task.dev, 256, None):
+        outs.append(_forward(model, cache, batch, task.head.name).numpy())
+        targets.extend(t for u in batch for t in u.targets)
+    return np.concatenate(outs, 0), targets
+
+
+def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, float]:
+    """Dev metrics of one head from raw outputs."""
+    if head.kind == "vad":
+        y = np.asarray(targets)
+        rs = [pearson_r(out[:, i], y[:, i]) for i in range(3)]
+        return {"r_valence": rs[0], "r_arousal": rs[1], "r_dominance": rs[2],
+                "score": float(np.mean(rs))}  # fmt: skip
+    if head.kind == "multi":
+        th = np.asarray(head.thresholds or [0.5] * len(head.labels))
+        probs = 1 / (1 + np.exp(-out / head.temperature))
+        pred = [[head.labels[j] for j in np.flatnonzero(p >= th)] or [head.labels[int(p.argmax())]]
+                for p in probs]  # fmt: skip
+        gold = [[head.labels[j] for j in t] for t in targets]
+        rep = classification_report(gold, pred, head.labels)
+        return {"macro_f1": rep["macro_f1"], "score": rep["macro_f1"]}
+    y = np.asarray(targets)
+    z = out / head.temperature
+    probs = np.exp(z - z.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    pred = probs.argmax(1)
+    rep = classification_report([head.labels[i] for i in y], [head.labels[i] for i in pred],
+                                head.labels)  # fmt: skip
+    conf = probs.max(1)
+    return {
+        "weighted_f1": rep["weighted_f1"],
+        "macro_f1": rep["macro_f1"],
+        "accuracy": rep["accuracy"],
+        "ece": expected_calibration_error(conf, pred == y),
+        "brier": brier_score(probs, y),
+        "score": rep["weighted_f1"],
+    }
+
+
+def _tune_thresholds(out: np.ndarray, targets: list[list[int]], n: int) -> list[float]:
+    """Per-label threshold maximising dev F1 of that label (grid 0.05..0.95)."""
+    probs = 1 / (1 + np.exp(-out))
+    y = np.zeros_like(probs, dtype=bool)
+    for i, labs in enumerate(targets):
+        y[i, labs] = True
+    grid = np.arange(0.05, 0.96, 0.05)
+    best = []
+    for j in range(n):
+        f1s = []
+        for t in grid:
+            p = probs[:, j] >= t
+            tp = float((p & y[:, j]).sum())
+            denom = float(p.sum() + y[:, j].sum())
+            f1s.append(2 * tp / denom if denom else 0.0)
+        best.append(round(float(grid[int(np.argmax(f1s))]), 2))
+    return best
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(
+    tc: TrainConfig,
+    out_dir: str | Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    model_factory: Callable[[EncoderConfig], tuple[EmotionEncoder, Any]] = build_model,
+) -> dict[str, Any]:
+    """Train, select, calibrate and save a model to ``out_dir``; return the training log.
+
+    ``model_factory`` builds the untrained model from its config (tests pass a tiny one).
+    """
+    say = progress or _log.info
+    _seed(tc.seed)
+    t0 = time.perf_counter()
+    heads_cfg = EncoderConfig(
+        base_model=tc.base_model, n_frozen_layers=tc.n_frozen_layers,
+        max_seq_length=tc.max_seq_length, max_turns=tc.max_turns, context_layers=tc.context_layers,
+    )  # fmt: skip
+    cache = _TextCache()
+    tasks = _load_tasks(tc, cache, heads_cfg)
+    heads_cfg.heads = [t.head for t in tasks]
+    label_heads = [t.head for t in tasks if t.head.taxonomy]
+    if not label_heads:
+        raise EmoscopeError("at least one labelled task is needed (a VAD head alone has no labels)")
+    heads_cfg.default_taxonomy = tc.default_taxonomy or str(label_heads[0].taxonomy)
+    _seed(tc.seed)
+    model, tokenizer = model_factory(heads_cfg)
+    say(f"caching lower-layer states of {len(cache.texts)} distinct texts")
+    cache.fill(model, tokenizer)
+    t_cache = time.perf_counter() - t0
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    head_params = {id(p) for p in [*model.heads.parameters(), *model.context.parameters()]}
+    groups = [
+        {"params": [p for p in trainable if id(p) not in head_params], "lr": tc.lr},
+        {"params": [p for p in trainable if id(p) in head_params], "lr": tc.head_lr},
+    ]
+    opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
+    rng = random.Random(tc.seed)
+    steps_per_epoch = sum(len(_batches(t.train, tc.batch_size, None)) for t in tasks)
+    total = max(1, steps_per_epoch * tc.epochs)
+    warm = max(1, int(tc.warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+    )
+    log: dict[str, Any] = {"epochs": [], "config": asdict(tc), "emoscope_version": __version__}
+    best_score, best_state = -np.inf, None
+    for epoch in range(tc.epochs):
+        model.train()
+        work = [(t, b) for t in tasks for b in _batches(t.train, tc.batch_size, rng)]
+        rng.shuffle(work)
+        te = time.perf_counter()
+        losses: dict[str, list[float]] = {t.head.name: [] for t in tasks}
+        for step, (task, batch) in enumerate(work):
+            out = _forward(model, cache, batch, task.head.name)
+            loss = _loss(task.head.kind, out, batch) * tc.task_weights.get(task.head.name, 1.0)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            opt.step()
+            sched.step()
+            losses[task.head.name].append(float(loss.detach()))
+            if step % 200 == 0:
+                say(f"epoch {epoch + 1} step {step}/{len(work)} loss {float(loss.detach()):.4f}")
+        dev = {t.head.name: _score(t.head, *_dev_outputs(model, cache, t)) for t in tasks}
+        score = float(np.mean([d["score"] for d in dev.values()]))
+        entry = {
+            "epoch": epoch + 1,
+            "seconds": round(time.perf_counter() - te, 1),
+            "train_loss": {k: float(np.mean(v)) if v else None for k, v in losses.items()},
+            "dev": dev,
+            "dev_score": score,
+        }
+        log["epochs"].append(entry)
+        say(f"epoch {epoch + 1}: dev score {score:.4f} {dev}")
+        if score > best_score:
+            best_score, best_state = score, copy.deepcopy(model.trained_state_dict())
+    assert best_state is not None
+    model.load_state_dict({k: v.half().float() for k, v in best_state.items()}, strict=False)
+    log["calibration"] = _calibrate(model, cache, tasks)
+    log["seconds"] = {"cache": round(t_cache, 1), "total": round(time.perf_counter() - t0, 1)}
+    model.config.training = {
+        "tasks": [t.head.name for t in tasks],
+        "train_sizes": {t.head.name: sum(len(u.targets) for u in t.train) for t in tasks},
+        "best_epoch": int(np.argmax([e["dev_score"] for e in log["epochs"]]) + 1),
+        "seed": tc.seed,
+        "epochs": tc.epochs,
+        "lr": tc.lr,
+        "head_lr": tc.head_lr,
+        "batch_size": tc.batch_size,
+        "dataset_file": tc.dataset_file,
+    }
+    save_model(model, out_dir)
+    write_json(Path(out_dir) / "training_log.json", log)
+    return log
+
+
+def _calibrate(model: EmotionEncoder, cache: _TextCache, tasks: list[_Task]) -> dict[str, Any]:
+    """Fit temperatures / thresholds on dev; return dev metrics before and after."""
+    report: dict[str, Any] = {}
+    for task in tasks:
+        head = task.head
+        out, targets = _dev_outputs(model, cache, task)
+        before = _score(head, out, targets)
+        if head.kind == "single":
+            head.temperature = round(fit_temperature(out, np.asarray(targets)), 4)
+        elif head.kind == "multi":
+            head.thresholds = _tune_thresholds(out, targets, len(head.labels))
+        after = _score(head, out, targets)
+        report[head.name] = {"before": before, "after": after, "temperature": head.temperature,
+                             "thresholds": head.thresholds}  # fmt: skip
+    return report

@@ -1,0 +1,117 @@
+"""A tiny end-to-end training run on fixture data, through the real code paths."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emoscope import Dialogue, Utterance
+from emoscope.recognizers.encoder import EncoderRecognizer
+from emoscope.training import TrainConfig, train
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("model")
+    tc = TrainConfig(
+        base_model=str(tiny_base_model), data_root=str(mini_data_root), epochs=2, batch_size=8,
+        n_frozen_layers=2, max_seq_length=16, max_turns=4, lr=1e-3, head_lr=3e-3,
+    )  # fmt: skip
+    log = train(tc, out)
+    return out, log
+
+
+def test_training_writes_a_loadable_model(tiny_trained: tuple[Path, dict]) -> None:
+    out, log = tiny_trained
+    assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "training_log.json"}
+    cfg = json.loads((out / "config.json").read_text())
+    assert [h["name"] for h in cfg["heads"]] == ["meld", "emorynlp", "goemotions", "emobank"]
+    assert cfg["default_taxonomy"] == "meld"
+    assert len(log["epochs"]) == 2
+    first, last = log["epochs"][0]["train_loss"], log["epochs"][-1]["train_loss"]
+    assert last["goemotions"] < first["goemotions"]  # the tiny model learns the fixture words
+    cal = log["calibration"]["meld"]
+    assert cal["temperature"] > 0
+    assert cal["after"]["ece"] <= cal["before"]["ece"] + 0.05
+    assert len(log["calibration"]["goemotions"]["thresholds"]) == 28
+
+
+def test_saved_model_predicts_every_head(tiny_trained: tuple[Path, dict]) -> None:
+    out, _ = tiny_trained
+    rec = EncoderRecognizer(out)
+    d = Dialogue([Utterance("i am so happy", "Ross"), Utterance("that was terrible", "Rachel")])
+    preds = rec.predict(["wow really", d])
+    assert len(preds) == 3
+    for p in preds:
+        assert p.taxonomy == "meld"
+        assert abs(sum(p.probs.values()) - 1) < 1e-6
+        assert p.vad is not None and all(-1 <= x <= 1 for x in p.vad)
+        assert 0 <= p.confidence <= 1
+    go = EncoderRecognizer(out, taxonomy="goemotions").predict(["i love it"])[0]
+    assert go.multi_label and len(go.probs) == 28 and go.labels
+    ek = EncoderRecognizer(out, taxonomy="ekman").predict(["i love it"])[0]  # mapped from meld
+    assert set(ek.probs) == {"anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"}
+    assert rec.predict_proba(["a", "b"]).shape == (2, 7)
+    assert rec.predict_vad(["a"]).shape == (1, 3)
+
+
+def test_save_load_round_trip(tiny_trained: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = tiny_trained
+    rec = EncoderRecognizer(out)
+    rec.save(tmp_path / "copy")
+    again = EncoderRecognizer.load(tmp_path / "copy")
+    texts = ["i am so happy", "scared and alone"]
+    np.testing.assert_allclose(rec.predict_proba(texts), again.predict_proba(texts), atol=1e-6)
+
+
+def test_long_target_is_never_cut(tiny_trained: tuple[Path, dict]) -> None:
+    out, _ = tiny_trained
+    rec = EncoderRecognizer(out)
+    # max_seq_length is 16: this text spans several windows, all of which are read.
+    long = "happy " * 40 + "terrible " * 40
+    short = "happy " * 40
+    assert not np.allclose(rec.predict_proba([long]), rec.predict_proba([short]))
+
+
+def test_context_truncation_warns(tiny_trained: tuple[Path, dict]) -> None:
+    out, _ = tiny_trained
+    rec = EncoderRecognizer(out)  # max_turns = 4
+    d = Dialogue([Utterance(f"i am happy {i}", "Ross") for i in range(6)])
+    with pytest.warns(UserWarning, match="oldest context turns were dropped"):
+        preds = rec.predict([d])
+    assert len(preds) == 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.predict([Dialogue([Utterance("hi", "A"), Utterance("oh", "B")])])
+
+
+def test_context_changes_the_prediction(tiny_trained: tuple[Path, dict]) -> None:
+    out, _ = tiny_trained
+    rec = EncoderRecognizer(out)
+    alone = rec.predict_proba(["okay"])
+    in_context = rec.predict_proba([Dialogue([Utterance("furious angry hate", "A"),
+                                              Utterance("okay", "B")])])[1]  # fmt: skip
+    assert not np.allclose(alone[0], in_context)
+
+
+def test_training_is_reproducible(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path: Path
+) -> None:
+    tc = TrainConfig(
+        base_model=str(tiny_base_model), data_root=str(mini_data_root), epochs=1, batch_size=8,
+        n_frozen_layers=2, max_seq_length=16, max_turns=4, tasks=("meld",),
+    )  # fmt: skip
+    a = train(tc, tmp_path / "a")
+    b = train(tc, tmp_path / "b")
+    assert a["epochs"][0]["train_loss"] == b["epochs"][0]["train_loss"]
+    torch.testing.assert_close(
+        EncoderRecognizer(tmp_path / "a").model.heads["meld"].weight,
+        EncoderRecognizer(tmp_path / "b").model.heads["meld"].weight,
+    )
