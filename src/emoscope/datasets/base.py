@@ -33,7 +33,7 @@ class Example:
     text: str
     labels: tuple[str, ...] = ()
     vad: VAD | None = None
-    dialogue: Dialogue | None = None
+    dialogue: Dialogue | None = field(default=None, repr=False)
     index: int | None = None
     id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
