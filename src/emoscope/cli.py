@@ -1,0 +1,465 @@
+"""The ``emoscope`` command line: small subcommands over the library.
+
+Each subcommand is a plain function registered on :data:`app`. Bad input (unknown names,
+missing or malformed files, empty input) ends with one ``error: ...`` line on stderr and exit
+code 2; see :func:`main`.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from emoscope import __version__
+from emoscope.errors import EmoscopeError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from emoscope.datasets.base import Dataset
+    from emoscope.dialogue import Dialogue
+    from emoscope.labels import Taxonomy
+    from emoscope.prediction import EmotionPrediction
+    from emoscope.recognizers.base import Recognizer
+
+__all__ = ["app", "default_recognizer_name", "main"]
+
+app = typer.Typer(
+    name="emoscope",
+    help="Emotion recognition: analyse texts and dialogues, evaluate recognisers on datasets.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+# ------------------------------------------------------------------------------------------
+# Shared helpers
+# ------------------------------------------------------------------------------------------
+
+
+def _stdout() -> Console:
+    from rich.console import Console
+
+    return Console(soft_wrap=False)
+
+
+def _note(message: str) -> None:
+    typer.echo(f"note: {message}", err=True)
+
+
+def default_recognizer_name() -> str:
+    """``"default"`` when the shipped fine-tuned model can be loaded, else ``"lexicon"``.
+
+    "Can be loaded" means the encoder module imports (torch and transformers are installed) and
+    the model folder it ships with holds ``config.json`` and ``model.safetensors``.
+    """
+    try:
+        encoder = importlib.import_module("emoscope.recognizers.encoder")
+        folder = Path(encoder.default_model_path())
+    except Exception:  # a missing optional dependency must not break the CLI
+        return "lexicon"
+    ready = (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    return "default" if ready else "lexicon"
+
+
+def _load_recognizer(name: str | None) -> Recognizer:
+    from emoscope.recognizers import load_recognizer
+
+    if name is None:
+        name = default_recognizer_name()
+        if name != "default":
+            _note(f"the default model is not installed; using the {name!r} recogniser")
+    return load_recognizer(name)
+
+
+def _fmt_vad(vad: Sequence[float] | None) -> str:
+    return "" if vad is None else " ".join(f"{x:+.2f}" for x in vad)
+
+
+def _fmt_top(pred: EmotionPrediction, k: int = 3) -> str:
+    return ", ".join(f"{lab} {p:.2f}" for lab, p in pred.top(k))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "recognizer"
+
+
+def _taxonomy(name: str | None) -> Taxonomy | None:
+    from emoscope.labels import get_taxonomy
+
+    return None if name is None else get_taxonomy(name)
+
+
+def _predict(
+    recognizer: Recognizer, inputs: Sequence[str | Dialogue], taxonomy: Taxonomy | None
+) -> list[EmotionPrediction]:
+    from emoscope.evaluate import map_prediction
+
+    preds = recognizer.predict(list(inputs))
+    return preds if taxonomy is None else [map_prediction(p, taxonomy) for p in preds]
+
+
+RecognizerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--recognizer",
+        "-r",
+        help="Recogniser name (see 'emoscope recognizers') or dotted path 'module:Class'. "
+        "Default: the fine-tuned model if installed, else the lexicon.",
+        show_default=False,
+    ),
+]
+TaxonomyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--taxonomy", "-t", help="Map predictions into this taxonomy.", show_default=False
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")]
+DataRootOpt = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Folder holding the datasets.", show_default=False),
+]
+
+
+# ------------------------------------------------------------------------------------------
+# Subcommands
+# ------------------------------------------------------------------------------------------
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"emoscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+) -> None:
+    """Emotion recognition: analyse texts and dialogues, evaluate recognisers on datasets."""
+
+
+@app.command()
+def version() -> None:
+    """Print the emoscope version."""
+    typer.echo(f"emoscope {__version__}")
+
+
+def _read_texts(texts: list[str] | None) -> list[str]:
+    if texts and texts != ["-"]:
+        if "-" in texts:
+            raise EmoscopeError("'-' (read stdin) cannot be mixed with texts given as arguments")
+        lines = texts
+    else:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise EmoscopeError("no input: give texts as arguments or pipe lines on stdin")
+        lines = sys.stdin.read().splitlines()
+    out = [t.strip() for t in lines if t.strip()]
+    if not out:
+        raise EmoscopeError("no input: every text is empty")
+    return out
+
+
+@app.command()
+def analyze(
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Texts to analyse; without any (or with '-') lines are read from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    recognizer: RecognizerOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recognise the emotions of texts given as arguments or as lines on stdin."""
+    inputs = _read_texts(texts)
+    tax = _taxonomy(taxonomy)
+    rec = _load_recognizer(recognizer)
+    preds = _predict(rec, inputs, tax)
+    if as_json:
+        for text, pred in zip(inputs, preds, strict=True):
+            typer.echo(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    # Text() keeps user strings literal: rich would read "[...]" in them as markup.
+    table = Table(title=Text(f"{rec.name} ({preds[0].taxonomy})"))
+    table.add_column("text", overflow="fold", ratio=3)
+    table.add_column("label")
+    table.add_column("conf.", justify="right")
+    table.add_column("top 3", ratio=2)
+    table.add_column("VAD")
+    for text, pred in zip(inputs, preds, strict=True):
+        table.add_row(
+            Text(text), ", ".join(pred.labels), f"{pred.confidence:.2f}", _fmt_top(pred),
+            _fmt_vad(pred.vad),
+        )  # fmt: skip
+    _stdout().print(table)
+
+
+def _read_dialogues(path: Path) -> list[Dialogue]:
+    if not path.is_file():
+        raise EmoscopeError(f"{path}: no such file")
+    from emoscope.datasets import read_dialogue_file
+
+    dialogues = read_dialogue_file(path)
+    if not dialogues or not any(len(d) for d in dialogues):
+        raise EmoscopeError(f"{path}: no utterances found")
+    return dialogues
+
+
+@app.command()
+def dialogue(
+    file: Annotated[
+        Path, typer.Argument(help="Dialogue file: JSON, JSONL or CSV (text, speaker, dialogue id).")
+    ],
+    recognizer: RecognizerOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    as_json: JsonOpt = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Also write the predictions to this JSON file.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Recognise the emotion of every utterance of the dialogues in FILE, in context."""
+    from emoscope._io import write_json
+
+    dialogues = _read_dialogues(file)
+    tax = _taxonomy(taxonomy)
+    rec = _load_recognizer(recognizer)
+    preds = iter(_predict(rec, dialogues, tax))
+    records = [[(i, u, next(preds)) for i, u in enumerate(d.utterances)] for d in dialogues]
+    if out is not None:
+        write_json(
+            out,
+            {
+                "recognizer": rec.name,
+                "dialogues": [
+                    {
+                        "id": d.id,
+                        "utterances": [
+                            {**u.to_dict(), "prediction": p.to_dict()} for _, u, p in rows
+                        ],
+                    }
+                    for d, rows in zip(dialogues, records, strict=True)
+                ],
+            },
+        )
+    if as_json:
+        for d, rows in zip(dialogues, records, strict=True):
+            for i, u, p in rows:
+                line = {"dialogue": d.id, "index": i, "speaker": u.speaker, "text": u.text}
+                typer.echo(json.dumps({**line, **p.to_dict()}, ensure_ascii=False))
+    else:
+        from rich.table import Table
+        from rich.text import Text
+
+        console = _stdout()
+        for d, rows in zip(dialogues, records, strict=True):
+            table = Table(title=Text(f"dialogue {d.id}") if d.id is not None else None)
+            for col in ("speaker", "text", "label", "conf.", "VAD"):
+                table.add_column(col, overflow="fold" if col == "text" else "ellipsis")
+            for _, u, p in rows:
+                table.add_row(
+                    Text(u.speaker or ""), Text(u.text), ", ".join(p.labels),
+                    f"{p.confidence:.2f}", _fmt_vad(p.vad),
+                )  # fmt: skip
+            console.print(table)
+    if out is not None:
+        _note(f"wrote {out}")
+
+
+def _dataset_from_file(path: Path, taxonomy: str | None) -> Dataset:
+    if not path.is_file():
+        raise EmoscopeError(f"{path}: no such file")
+    if taxonomy is None:
+        raise EmoscopeError("--dataset-file needs --taxonomy to say what its labels mean")
+    from emoscope.datasets import read_dialogues, read_texts
+
+    if _is_conversational(path):
+        return read_dialogues(path, label_col="label", taxonomy=taxonomy)
+    return read_texts(path, taxonomy=taxonomy)
+
+
+def _is_conversational(path: Path) -> bool:
+    """Whether a file holds dialogues: a ``dialogue_id`` column (CSV/TSV) or dialogue objects
+    (JSON/JSONL: objects with ``utterances`` or lists of turns). Unreadable files count as
+    texts, so that the text reader reports what is wrong with them."""
+    suffix = path.suffix.lower()
+    try:
+        with path.open(encoding="utf-8") as fh:
+            if suffix in {".csv", ".tsv"}:
+                header = next(
+                    csv.reader([fh.readline()], delimiter="\t" if suffix == ".tsv" else ",")
+                )
+                return "dialogue_id" in (h.strip() for h in header)
+            if suffix in {".jsonl", ".ndjson"}:
+                first = next((line for line in fh if line.strip()), "null")
+                obj = json.loads(first)
+            else:
+                obj = json.load(fh)
+                if isinstance(obj, list) and obj and not _is_dialogue(obj):
+                    obj = obj[0]
+    except (OSError, UnicodeDecodeError, ValueError, StopIteration):
+        return False
+    return _is_dialogue(obj)
+
+
+def _is_dialogue(obj: object) -> bool:
+    return isinstance(obj, list) or (isinstance(obj, dict) and "utterances" in obj)
+
+
+@app.command("eval")
+def eval_(
+    recognizer: RecognizerOpt = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", "-d", help="Dataset name (see 'emoscope datasets').", show_default=False
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option("--split", "-s", help="Dataset split.")] = "test",
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", "-n", min=1, help="Score only the first N examples.", show_default=False
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Report folder [default: runs/eval/REC-DATASET-SPLIT].",
+            show_default=False,
+        ),
+    ] = None,
+    data_root: DataRootOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per batch.")] = 64,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar.")
+    ] = True,
+    dataset_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset-file",
+            help="Evaluate on your own CSV/JSONL file instead.",
+            show_default=False,
+        ),
+    ] = None,
+    taxonomy: Annotated[
+        str | None,
+        typer.Option(
+            "--taxonomy",
+            "-t",
+            help="The taxonomy of the labels of --dataset-file; with --dataset, map the gold "
+            "labels into this taxonomy.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Evaluate a recogniser on a dataset; print the scores and write a report folder."""
+    from emoscope.evaluate import evaluate
+    from emoscope.report import format_table, write_report
+
+    if (dataset is None) == (dataset_file is None):
+        raise EmoscopeError("give exactly one of --dataset and --dataset-file")
+    if dataset is not None:
+        from emoscope.datasets import load_dataset
+
+        data = load_dataset(dataset, split, root=data_root, taxonomy=taxonomy)
+    else:
+        assert dataset_file is not None
+        data = _dataset_from_file(dataset_file, taxonomy)
+    rec = _load_recognizer(recognizer)
+    result = evaluate(rec, data, batch_size=batch_size, progress=progress, limit=limit)
+    typer.echo(format_table(result), nl=False)
+    folder = out or Path("runs", "eval", f"{_slug(rec.name)}-{_slug(data.name)}-{data.split}")
+    write_report(result, folder)
+    _note(f"wrote the report to {folder}")
+
+
+@app.command()
+def datasets(data_root: DataRootOpt = None) -> None:
+    """List the datasets emoscope can read and whether their files are present."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from emoscope.datasets import dataset_status
+
+    table = Table(title="datasets")
+    table.add_column("name", no_wrap=True)
+    table.add_column("splits", no_wrap=True)
+    table.add_column("where", overflow="fold")
+    table.add_column("licence", no_wrap=True)
+    for row in dataset_status(data_root):
+        splits = "\n".join(f"{split} {n:,}" for split, n in row["splits"].items())
+        where = row["path"] if row["present"] else f"missing: {row['path']}\nget: {row['get']}"
+        table.add_row(row["name"], splits or "-", Text(where), row["licence"])
+    _stdout().print(table)
+
+
+@app.command()
+def recognizers() -> None:
+    """List the recognisers that can be named with --recognizer."""
+    from emoscope.recognizers import available_recognizers
+
+    default = default_recognizer_name()
+    for name in available_recognizers():
+        typer.echo(f"{name}  (used by default)" if name == default else name)
+    typer.echo("...or a dotted path to your own class, e.g. 'mypackage.module:MyRecognizer'")
+
+
+# ------------------------------------------------------------------------------------------
+# Entry point
+# ------------------------------------------------------------------------------------------
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, EmoscopeError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI and exit.
+
+    Every user error (an :class:`~emoscope.errors.EmoscopeError`, a missing file, a value that
+    does not parse) ends in one ``error: ...`` line on stderr and exit code 2, as do usage errors
+    (which typer reports with a usage hint).
+    """
+    try:
+        app(args=None if argv is None else list(argv), prog_name="emoscope")
+    except (EmoscopeError, OSError, ValueError) as e:
+        _fail(_describe(e))
+
+
+if __name__ == "__main__":
+    main()
