@@ -11,12 +11,68 @@ import pytest
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-_WORDS = (
-    "i am so happy glad great love thanks thank you wonderful amazing fun "
-    "sad sorry miss cry terrible awful lost alone angry hate mad stupid annoying furious "
-    "scared afraid fear worried nervous wow what really surprise oh gross disgusting eww "
-    "okay the a is it was that this to and we they he she no yes not today here there"
-).split()
+_WORDS = [
+    "i",
+    "am",
+    "so",
+    "happy",
+    "glad",
+    "great",
+    "love",
+    "thanks",
+    "thank",
+    "you",
+    "wonderful",
+    "amazing",
+    "fun",
+    "sad",
+    "sorry",
+    "miss",
+    "cry",
+    "terrible",
+    "awful",
+    "lost",
+    "alone",
+    "angry",
+    "hate",
+    "mad",
+    "stupid",
+    "annoying",
+    "furious",
+    "scared",
+    "afraid",
+    "fear",
+    "worried",
+    "nervous",
+    "wow",
+    "what",
+    "really",
+    "surprise",
+    "oh",
+    "gross",
+    "disgusting",
+    "eww",
+    "okay",
+    "the",
+    "a",
+    "is",
+    "it",
+    "was",
+    "that",
+    "this",
+    "to",
+    "and",
+    "we",
+    "they",
+    "he",
+    "she",
+    "no",
+    "yes",
+    "not",
+    "today",
+    "here",
+    "there",
+]
 
 _LEX = {
     "joy": ["happy", "glad", "great", "love", "wonderful", "amazing", "fun"],
@@ -28,9 +84,15 @@ _LEX = {
     "neutral": ["okay", "today", "here", "there", "the", "it"],
 }
 _FILLER = ["i", "am", "so", "the", "it", "was", "that", "this", "we", "they"]
-_VAD = {"joy": (4.2, 3.6, 3.4), "sadness": (1.8, 2.6, 2.2), "anger": (1.9, 4.0, 3.6),
-        "fear": (1.9, 4.1, 1.9), "surprise": (3.4, 4.2, 2.9), "disgust": (1.9, 3.3, 3.0),
-        "neutral": (3.0, 2.8, 3.0)}  # fmt: skip
+_VAD = {
+    "joy": (4.2, 3.6, 3.4),
+    "sadness": (1.8, 2.6, 2.2),
+    "anger": (1.9, 4.0, 3.6),
+    "fear": (1.9, 4.1, 1.9),
+    "surprise": (3.4, 4.2, 2.9),
+    "disgust": (1.9, 3.3, 3.0),
+    "neutral": (3.0, 2.8, 3.0),
+}
 
 
 def _sentence(rng: random.Random, label: str) -> str:
@@ -49,9 +111,13 @@ def tiny_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(dict.fromkeys(vocab))})
     config = BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64,
-    )  # fmt: skip
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -67,36 +133,115 @@ def mini_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for split, n_dialogues in [("train", 12), ("dev", 4), ("test", 4)]:
         with open(root / "meld" / f"{split}_sent_emo.csv", "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID",
-                        "Utterance_ID", "Season", "Episode", "StartTime", "EndTime"])  # fmt: skip
+            w.writerow(
+                [
+                    "Sr No.",
+                    "Utterance",
+                    "Speaker",
+                    "Emotion",
+                    "Sentiment",
+                    "Dialogue_ID",
+                    "Utterance_ID",
+                    "Season",
+                    "Episode",
+                    "StartTime",
+                    "EndTime",
+                ]
+            )
             sr = 1
             for d in range(n_dialogues):
                 for u in range(rng.randint(3, 6)):
                     lab = rng.choice(meld_labels)
-                    w.writerow([sr, _sentence(rng, lab), rng.choice(["Ross", "Rachel", "Joey"]),
-                                lab, "neutral", d, u, 1, 1, "00:00:01,000", "00:00:02,000"])  # fmt: skip
+                    w.writerow(
+                        [
+                            sr,
+                            _sentence(rng, lab),
+                            rng.choice(["Ross", "Rachel", "Joey"]),
+                            lab,
+                            "neutral",
+                            d,
+                            u,
+                            1,
+                            1,
+                            "00:00:01,000",
+                            "00:00:02,000",
+                        ]
+                    )
                     sr += 1
-    emory = {"Neutral": "neutral", "Joyful": "joy", "Peaceful": "neutral", "Powerful": "joy",
-             "Scared": "fear", "Mad": "anger", "Sad": "sadness"}  # fmt: skip
+    emory = {
+        "Neutral": "neutral",
+        "Joyful": "joy",
+        "Peaceful": "neutral",
+        "Powerful": "joy",
+        "Scared": "fear",
+        "Mad": "anger",
+        "Sad": "sadness",
+    }
     (root / "emorynlp").mkdir()
     for split, n_scenes in [("train", 8), ("dev", 3), ("test", 3)]:
         path = root / "emorynlp" / f"emorynlp_{split}_final.csv"
         with open(path, "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["Utterance", "Speaker", "Emotion", "Scene_ID", "Utterance_ID", "Season",
-                        "Episode", "Start_Time", "End_Time"])  # fmt: skip
+            w.writerow(
+                [
+                    "Utterance",
+                    "Speaker",
+                    "Emotion",
+                    "Scene_ID",
+                    "Utterance_ID",
+                    "Season",
+                    "Episode",
+                    "Start_Time",
+                    "End_Time",
+                ]
+            )
             for s in range(n_scenes):
                 for u in range(1, rng.randint(3, 6) + 1):
                     lab = rng.choice(list(emory))
                     speaker = str([rng.choice(["Monica Geller", "Chandler Bing"])])
-                    w.writerow([_sentence(rng, emory[lab]), speaker, lab, s + 1, u, 1, 1,
-                                "00:00:01.000", "00:00:02.000"])  # fmt: skip
+                    w.writerow(
+                        [
+                            _sentence(rng, emory[lab]),
+                            speaker,
+                            lab,
+                            s + 1,
+                            u,
+                            1,
+                            1,
+                            "00:00:01.000",
+                            "00:00:02.000",
+                        ]
+                    )
     go_labels = [
-        "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
-        "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
-        "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
-        "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
-    ]  # fmt: skip
+        "admiration",
+        "amusement",
+        "anger",
+        "annoyance",
+        "approval",
+        "caring",
+        "confusion",
+        "curiosity",
+        "desire",
+        "disappointment",
+        "disapproval",
+        "disgust",
+        "embarrassment",
+        "excitement",
+        "fear",
+        "gratitude",
+        "grief",
+        "joy",
+        "love",
+        "nervousness",
+        "optimism",
+        "pride",
+        "realization",
+        "relief",
+        "remorse",
+        "sadness",
+        "surprise",
+        "neutral",
+    ]
     (root / "goemotions").mkdir()
     (root / "goemotions" / "labels.txt").write_text("\n".join(go_labels) + "\n", encoding="utf-8")
     for split, n in [("train", 80), ("dev", 30), ("test", 30)]:

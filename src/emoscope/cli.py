@@ -7,7 +7,6 @@ code 2; see :func:`main`.
 
 from __future__ import annotations
 
-import csv
 import importlib
 import json
 import re
@@ -288,43 +287,11 @@ def dialogue(
 
 
 def _dataset_from_file(path: Path, taxonomy: str | None) -> Dataset:
-    if not path.is_file():
-        raise EmoscopeError(f"{path}: no such file")
     if taxonomy is None:
         raise EmoscopeError("--dataset-file needs --taxonomy to say what its labels mean")
-    from emoscope.datasets import read_dialogues, read_texts
+    from emoscope.datasets import read_labelled_file
 
-    if _is_conversational(path):
-        return read_dialogues(path, label_col="label", taxonomy=taxonomy)
-    return read_texts(path, taxonomy=taxonomy)
-
-
-def _is_conversational(path: Path) -> bool:
-    """Whether a file holds dialogues: a ``dialogue_id`` column (CSV/TSV) or dialogue objects
-    (JSON/JSONL: objects with ``utterances`` or lists of turns). Unreadable files count as
-    texts, so that the text reader reports what is wrong with them."""
-    suffix = path.suffix.lower()
-    try:
-        with path.open(encoding="utf-8") as fh:
-            if suffix in {".csv", ".tsv"}:
-                header = next(
-                    csv.reader([fh.readline()], delimiter="\t" if suffix == ".tsv" else ",")
-                )
-                return "dialogue_id" in (h.strip() for h in header)
-            if suffix in {".jsonl", ".ndjson"}:
-                first = next((line for line in fh if line.strip()), "null")
-                obj = json.loads(first)
-            else:
-                obj = json.load(fh)
-                if isinstance(obj, list) and obj and not _is_dialogue(obj):
-                    obj = obj[0]
-    except (OSError, UnicodeDecodeError, ValueError, StopIteration):
-        return False
-    return _is_dialogue(obj)
-
-
-def _is_dialogue(obj: object) -> bool:
-    return isinstance(obj, list) or (isinstance(obj, dict) and "utterances" in obj)
+    return read_labelled_file(path, taxonomy)
 
 
 @app.command("eval")
@@ -426,6 +393,68 @@ def recognizers() -> None:
     for name in available_recognizers():
         typer.echo(f"{name}  (used by default)" if name == default else name)
     typer.echo("...or a dotted path to your own class, e.g. 'mypackage.module:MyRecognizer'")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the model to.")],
+    task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--task",
+            help="Built-in training task: meld, emorynlp, goemotions, emobank (repeatable). "
+            "Default: all four, unless --dataset is given.",
+        ),
+    ] = None,
+    dataset_file: Annotated[
+        Path | None,
+        typer.Option("--dataset", help="Your own labelled CSV/TSV/JSON/JSONL file."),
+    ] = None,
+    dev_file: Annotated[
+        Path | None, typer.Option("--dev", help="Dev file for --dataset (default: every 10th).")
+    ] = None,
+    taxonomy: Annotated[
+        str | None, typer.Option("--taxonomy", "-t", help="Taxonomy of --dataset's labels.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    n_frozen_layers: Annotated[
+        int, typer.Option(min=0, help="Lower encoder layers kept as released.")
+    ] = 3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Utterances per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Learning rate of the encoder layers.")] = 1e-4,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Use only the first N examples of each split.")
+    ] = None,
+    base_model: Annotated[
+        str | None, typer.Option(help="Base encoder (path or Hub id); default all-MiniLM-L6-v2.")
+    ] = None,
+    data_root: DataRootOpt = None,
+) -> None:
+    """Fine-tune the encoder model and save it (config.json + model.safetensors)."""
+    from emoscope.training import TrainConfig
+
+    tc = TrainConfig(
+        tasks=tuple(task) if task else (() if dataset_file else TrainConfig.tasks),
+        dataset_file=None if dataset_file is None else str(dataset_file),
+        dev_file=None if dev_file is None else str(dev_file),
+        taxonomy=taxonomy,
+        epochs=epochs,
+        seed=seed,
+        n_frozen_layers=n_frozen_layers,
+        batch_size=batch_size,
+        lr=lr,
+        limit=limit,
+        data_root=None if data_root is None else str(data_root),
+    )
+    if base_model:
+        tc.base_model = base_model
+    from emoscope.training import train as run_training
+
+    log = run_training(tc, out, progress=_note)
+    best = max(log["epochs"], key=lambda e: e["dev_score"])
+    _note(f"best epoch {best['epoch']}: dev score {best['dev_score']:.4f}")
+    _note(f"wrote {out} in {log['seconds']['total']:.0f}s")
 
 
 # ------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ Recognition in the Wild" (categorical labels as Gaussians in VAD space).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,11 +45,35 @@ __all__ = [
 VAD = tuple[float, float, float]
 
 GOEMOTIONS_LABELS = (
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
-    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
-    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
-    "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
-)  # fmt: skip
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+    "neutral",
+)
 
 # The official grouping shipped with GoEmotions (data/ekman_mapping.json of the release).
 GOEMOTIONS_TO_EKMAN: dict[str, str] = {
@@ -56,14 +81,26 @@ GOEMOTIONS_TO_EKMAN: dict[str, str] = {
     "disgust": "disgust",
     **dict.fromkeys(["fear", "nervousness"], "fear"),
     **dict.fromkeys(
-        ["joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism",
-         "relief", "pride", "admiration", "desire", "caring"],
+        [
+            "joy",
+            "amusement",
+            "approval",
+            "excitement",
+            "gratitude",
+            "love",
+            "optimism",
+            "relief",
+            "pride",
+            "admiration",
+            "desire",
+            "caring",
+        ],
         "joy",
     ),
     **dict.fromkeys(["sadness", "disappointment", "embarrassment", "grief", "remorse"], "sadness"),
     **dict.fromkeys(["surprise", "realization", "confusion", "curiosity"], "surprise"),
     "neutral": "neutral",
-}  # fmt: skip
+}
 
 
 @functools.cache
@@ -288,7 +325,7 @@ def _mapping_matrix(src_name: str, tgt_name: str) -> tuple[np.ndarray, str]:
     path = _official_path(src.name, tgt.name)
     if path is not None:
         m = np.eye(len(src))
-        for a, b in zip(path, path[1:], strict=False):
+        for a, b in itertools.pairwise(path):
             m = m @ _official_matrix(get_taxonomy(a), get_taxonomy(b))
         return m, "official:" + "->".join(path)
     return _vad_nearest_matrix(src, tgt), "vad-nearest"

@@ -121,8 +121,11 @@ class EmotionPrediction:
         """
         if len(names) != len(probs):
             raise ValueError(f"{len(names)} label names but {len(probs)} probabilities")
-        return cls(probs=dict(zip(names, (float(p) for p in probs), strict=True)),
-                   taxonomy=taxonomy, **kwargs)
+        return cls(
+            probs=dict(zip(names, (float(p) for p in probs), strict=True)),
+            taxonomy=taxonomy,
+            **kwargs,
+        )
 
 
 PREDICTION_SCHEMA: dict[str, Any] = {

@@ -30,7 +30,7 @@ from torch import nn
 
 from emoscope import __version__
 from emoscope._io import write_json
-from emoscope.datasets import load_dataset, read_dialogues, read_texts
+from emoscope.datasets import load_dataset, read_labelled_file
 from emoscope.datasets.base import Dataset
 from emoscope.errors import EmoscopeError
 from emoscope.labels import get_taxonomy
@@ -125,8 +125,9 @@ class _TextCache:
     def fill(self, model: EmotionEncoder, tokenizer: Any, batch_size: int = 128) -> None:
         ids = tokenizer(self.texts, add_special_tokens=False)["input_ids"]
         cfg = model.config
-        chunks, owners = chunk_token_ids(ids, cfg.max_seq_length, tokenizer.cls_token_id,
-                                         tokenizer.sep_token_id)  # fmt: skip
+        chunks, owners = chunk_token_ids(
+            ids, cfg.max_seq_length, tokenizer.cls_token_id, tokenizer.sep_token_id
+        )
         self.chunks = [[] for _ in self.texts]
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i]))
         for b in range(0, len(order), batch_size):
@@ -202,7 +203,9 @@ def _load_tasks(tc: TrainConfig, cache: _TextCache, cfg: EncoderConfig) -> list[
             raise EmoscopeError("--taxonomy is required with --dataset FILE")
         train_ds, dev_ds = _user_datasets(tc)
         tax = get_taxonomy(tc.taxonomy)
-        specs.append((tax.name, "multi" if tax.multi_label else "single", tax.name, train_ds, dev_ds))
+        specs.append(
+            (tax.name, "multi" if tax.multi_label else "single", tax.name, train_ds, dev_ds)
+        )
     for name in tc.tasks:
         if name not in BUILTIN_TASKS:
             raise EmoscopeError(
@@ -213,11 +216,17 @@ def _load_tasks(tc: TrainConfig, cache: _TextCache, cfg: EncoderConfig) -> list[
         dev_ds = load_dataset(name, "dev", tc.data_root).limit(tc.limit)
         specs.append((name, kind, tax_name, train_ds, dev_ds))
     for name, kind, tax_name, train_ds, dev_ds in specs:
-        labels = list(get_taxonomy(tax_name).labels) if tax_name else ["valence", "arousal", "dominance"]
+        labels = (
+            list(get_taxonomy(tax_name).labels) if tax_name else ["valence", "arousal", "dominance"]
+        )
         head = HeadConfig(name, kind, tax_name, labels)
         tasks.append(
-            _Task(head, _units(train_ds, head, cache, cfg), _units(dev_ds, head, cache, cfg),
-                  len(dev_ds))  # fmt: skip
+            _Task(
+                head,
+                _units(train_ds, head, cache, cfg),
+                _units(dev_ds, head, cache, cfg),
+                len(dev_ds),
+            )
         )
     if not tasks:
         raise EmoscopeError("nothing to train on: give --task names and/or --dataset FILE")
@@ -226,21 +235,11 @@ def _load_tasks(tc: TrainConfig, cache: _TextCache, cfg: EncoderConfig) -> list[
 
 def _user_datasets(tc: TrainConfig) -> tuple[Dataset, Dataset]:
     """Read a user's training file (and dev file, or hold out every 10th unit)."""
-    assert tc.dataset_file is not None
+    assert tc.dataset_file is not None and tc.taxonomy is not None
 
-    def read(path: str) -> Dataset:
-        import csv
-
-        if path.endswith(".csv"):
-            with open(path, encoding="utf-8", newline="") as fh:
-                header = next(csv.reader(fh), [])
-            if "dialogue_id" in header:
-                return read_dialogues(path, label_col="label", taxonomy=tc.taxonomy)
-        return read_texts(path, taxonomy=tc.taxonomy)
-
-    ds = read(tc.dataset_file)
+    ds = read_labelled_file(tc.dataset_file, tc.taxonomy)
     if tc.dev_file:
-        return ds, read(tc.dev_file)
+        return ds, read_labelled_file(tc.dev_file, tc.taxonomy)
     from dataclasses import replace
 
     if ds.dialogues is not None:
@@ -248,9 +247,15 @@ def _user_datasets(tc: TrainConfig) -> tuple[Dataset, Dataset]:
         train_d = [d for i, d in enumerate(ds.dialogues) if i % 10]
         dev_ids = {id(d) for d in dev_d}
         return (
-            replace(ds, dialogues=train_d, examples=[e for e in ds.examples if id(e.dialogue) not in dev_ids]),
-            replace(ds, dialogues=dev_d, examples=[e for e in ds.examples if id(e.dialogue) in dev_ids]),
-        )  # fmt: skip
+            replace(
+                ds,
+                dialogues=train_d,
+                examples=[e for e in ds.examples if id(e.dialogue) not in dev_ids],
+            ),
+            replace(
+                ds, dialogues=dev_d, examples=[e for e in ds.examples if id(e.dialogue) in dev_ids]
+            ),
+        )
     return (
         replace(ds, examples=[e for i, e in enumerate(ds.examples) if i % 10]),
         replace(ds, examples=ds.examples[::10]),
@@ -276,12 +281,14 @@ def _batches(units: list[_Unit], size: int, rng: random.Random | None) -> list[l
     return batches
 
 
-def _forward(model: EmotionEncoder, cache: _TextCache, batch: list[_Unit], head: str) -> torch.Tensor:
+def _forward(
+    model: EmotionEncoder, cache: _TextCache, batch: list[_Unit], head: str
+) -> torch.Tensor:
     text_ids = sorted({t for u in batch for t in u.texts})
     where = {t: i for i, t in enumerate(text_ids)}
     vectors = cache.vectors(model, text_ids)
     windows, speakers, outputs = [], [], []
-    rows = []
+    rows: list[int] = []
     offset = 0
     for u in batch:
         rows.extend(where[t] for t in u.texts)
@@ -306,9 +313,12 @@ def _loss(kind: str, out: torch.Tensor, batch: list[_Unit]) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _dev_outputs(model: EmotionEncoder, cache: _TextCache, task: _Task) -> tuple[np.ndarray, list[Any]]:
+def _dev_outputs(
+    model: EmotionEncoder, cache: _TextCache, task: _Task
+) -> tuple[np.ndarray, list[Any]]:
     model.eval()
-    outs, targets = [], []
+    outs: list[np.ndarray] = []
+    targets: list[Any] = []
     for batch in _batches(task.dev, 256, None):
         outs.append(_forward(model, cache, batch, task.head.name).numpy())
         targets.extend(t for u in batch for t in u.targets)
@@ -320,13 +330,19 @@ def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, f
     if head.kind == "vad":
         y = np.asarray(targets)
         rs = [pearson_r(out[:, i], y[:, i]) for i in range(3)]
-        return {"r_valence": rs[0], "r_arousal": rs[1], "r_dominance": rs[2],
-                "score": float(np.mean(rs))}  # fmt: skip
+        return {
+            "r_valence": rs[0],
+            "r_arousal": rs[1],
+            "r_dominance": rs[2],
+            "score": float(np.mean(rs)),
+        }
     if head.kind == "multi":
         th = np.asarray(head.thresholds or [0.5] * len(head.labels))
         probs = 1 / (1 + np.exp(-out / head.temperature))
-        pred = [[head.labels[j] for j in np.flatnonzero(p >= th)] or [head.labels[int(p.argmax())]]
-                for p in probs]  # fmt: skip
+        pred = [
+            [head.labels[j] for j in np.flatnonzero(p >= th)] or [head.labels[int(p.argmax())]]
+            for p in probs
+        ]
         gold = [[head.labels[j] for j in t] for t in targets]
         rep = classification_report(gold, pred, head.labels)
         return {"macro_f1": rep["macro_f1"], "score": rep["macro_f1"]}
@@ -335,8 +351,9 @@ def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, f
     probs = np.exp(z - z.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     pred = probs.argmax(1)
-    rep = classification_report([head.labels[i] for i in y], [head.labels[i] for i in pred],
-                                head.labels)  # fmt: skip
+    rep = classification_report(
+        [head.labels[i] for i in y], [head.labels[i] for i in pred], head.labels
+    )
     conf = probs.max(1)
     return {
         "weighted_f1": rep["weighted_f1"],
@@ -388,9 +405,12 @@ def train(
     _seed(tc.seed)
     t0 = time.perf_counter()
     heads_cfg = EncoderConfig(
-        base_model=tc.base_model, n_frozen_layers=tc.n_frozen_layers,
-        max_seq_length=tc.max_seq_length, max_turns=tc.max_turns, context_layers=tc.context_layers,
-    )  # fmt: skip
+        base_model=tc.base_model,
+        n_frozen_layers=tc.n_frozen_layers,
+        max_seq_length=tc.max_seq_length,
+        max_turns=tc.max_turns,
+        context_layers=tc.context_layers,
+    )
     cache = _TextCache()
     tasks = _load_tasks(tc, cache, heads_cfg)
     heads_cfg.heads = [t.head for t in tasks]
@@ -435,8 +455,11 @@ def train(
             opt.step()
             sched.step()
             losses[task.head.name].append(float(loss.detach()))
-            if step % 200 == 0:
-                say(f"epoch {epoch + 1} step {step}/{len(work)} loss {float(loss.detach()):.4f}")
+            if step % 50 == 0:
+                say(
+                    f"epoch {epoch + 1} step {step}/{len(work)} loss {float(loss.detach()):.4f} "
+                    f"({time.perf_counter() - te:.0f}s)"
+                )
         dev = {t.head.name: _score(t.head, *_dev_outputs(model, cache, t)) for t in tasks}
         score = float(np.mean([d["score"] for d in dev.values()]))
         entry = {
@@ -482,6 +505,10 @@ def _calibrate(model: EmotionEncoder, cache: _TextCache, tasks: list[_Task]) -> 
         elif head.kind == "multi":
             head.thresholds = _tune_thresholds(out, targets, len(head.labels))
         after = _score(head, out, targets)
-        report[head.name] = {"before": before, "after": after, "temperature": head.temperature,
-                             "thresholds": head.thresholds}  # fmt: skip
+        report[head.name] = {
+            "before": before,
+            "after": after,
+            "temperature": head.temperature,
+            "thresholds": head.thresholds,
+        }
     return report

@@ -86,7 +86,7 @@ def test_resolver_prefers_argument_then_env(monkeypatch, tmp_path) -> None:
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path) -> None:
-    with pytest.raises(EmoscopeError, match="expected config.json and model.safetensors"):
+    with pytest.raises(EmoscopeError, match=r"expected config\.json and model\.safetensors"):
         EncoderRecognizer(tmp_path)
 
 

@@ -31,7 +31,12 @@ from emoscope.datasets.emobank import load_emobank, load_emobank_ratings
 from emoscope.datasets.emobench import EmoBenchItem, load_emobench
 from emoscope.datasets.emorynlp import load_emorynlp
 from emoscope.datasets.eqbench import EQBenchItem, load_eqbench
-from emoscope.datasets.generic import read_dialogue_file, read_dialogues, read_texts
+from emoscope.datasets.generic import (
+    read_dialogue_file,
+    read_dialogues,
+    read_labelled_file,
+    read_texts,
+)
 from emoscope.datasets.goemotions import load_goemotions
 from emoscope.datasets.meld import load_meld
 
@@ -58,5 +63,6 @@ __all__ = [
     "load_meld",
     "read_dialogue_file",
     "read_dialogues",
+    "read_labelled_file",
     "read_texts",
 ]

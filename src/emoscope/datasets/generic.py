@@ -8,6 +8,8 @@ column you name explicitly must be present.
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import DataError, DatasetNotFoundError
 from emoscope.labels import get_taxonomy
 
-__all__ = ["read_dialogue_file", "read_dialogues", "read_texts"]
+__all__ = ["read_dialogue_file", "read_dialogues", "read_labelled_file", "read_texts"]
 
 _KINDS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 _SPLIT = "all"
@@ -558,3 +560,39 @@ def _json_dialogue(
         )
         turns.append(Turn(i, utt, labels, meta={"line": where}))
     return did, turns
+
+
+def read_labelled_file(path: str | Path, taxonomy: str) -> Dataset:
+    """Read a user's labelled file as dialogues or texts, whichever it holds.
+
+    Dialogues are recognised by a ``dialogue_id`` column (CSV/TSV) or dialogue objects
+    (JSON/JSONL: objects with ``utterances`` or lists of turns) and read with
+    :func:`read_dialogues` (``label`` column); anything else goes to :func:`read_texts`.
+    """
+    path = Path(path)
+    _kind(path)
+    if _is_conversational(path):
+        return read_dialogues(path, label_col="label", taxonomy=taxonomy)
+    return read_texts(path, taxonomy=taxonomy)
+
+
+def _is_conversational(path: Path) -> bool:
+    # Unreadable files count as texts, so that the text reader reports what is wrong with them.
+    suffix = path.suffix.lower()
+    try:
+        with path.open(encoding="utf-8") as fh:
+            if suffix in {".csv", ".tsv"}:
+                header = next(
+                    csv.reader([fh.readline()], delimiter="\t" if suffix == ".tsv" else ",")
+                )
+                return "dialogue_id" in (h.strip() for h in header)
+            if suffix in {".jsonl", ".ndjson"}:
+                first = next((line for line in fh if line.strip()), "null")
+                obj = json.loads(first)
+            else:
+                obj = json.load(fh)
+                if isinstance(obj, list) and obj and not _is_dialogue(obj):
+                    obj = obj[0]
+    except (OSError, UnicodeDecodeError, ValueError, StopIteration):
+        return False
+    return _is_dialogue(obj)

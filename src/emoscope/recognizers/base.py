@@ -155,5 +155,7 @@ def load_recognizer(name: str, **kwargs: Any) -> Recognizer:
         )
     rec = factory(**kwargs)
     if not isinstance(rec, Recognizer):
-        raise EmoscopeError(f"{name!r} did not produce a Recognizer (needs predict/labels/taxonomy)")
+        raise EmoscopeError(
+            f"{name!r} did not produce a Recognizer (needs predict/labels/taxonomy)"
+        )
     return rec

@@ -40,7 +40,6 @@ from torch import nn
 from emoscope import __version__
 from emoscope._io import atomic_open, write_json
 from emoscope.base_model import resolve_base_model
-from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix
 from emoscope.prediction import EmotionPrediction
@@ -116,8 +115,9 @@ def _head_size(h: HeadConfig) -> int:
 class ContextModel(nn.Module):
     """Causal transformer over the utterance vectors of one dialogue window."""
 
-    def __init__(self, hidden: int, layers: int, heads: int, max_turns: int, n_speakers: int,
-                 dropout: float) -> None:  # fmt: skip
+    def __init__(
+        self, hidden: int, layers: int, heads: int, max_turns: int, n_speakers: int, dropout: float
+    ) -> None:
         super().__init__()
         self.position = nn.Embedding(max_turns, hidden)
         self.speaker = nn.Embedding(n_speakers + 1, hidden)  # 0 = unknown speaker
@@ -141,7 +141,9 @@ class ContextModel(nn.Module):
 class EmotionEncoder(nn.Module):
     """The network: backbone (frozen lower layers), context model and heads."""
 
-    def __init__(self, config: EncoderConfig, backbone: nn.Module) -> None:
+    backbone: Any  # a transformers BERT-family model (embeddings + encoder.layer)
+
+    def __init__(self, config: EncoderConfig, backbone: Any) -> None:
         super().__init__()
         self.config = config
         self.backbone = backbone
@@ -150,9 +152,13 @@ class EmotionEncoder(nn.Module):
         if not 0 <= config.n_frozen_layers <= n_layers:
             raise ValueError(f"n_frozen_layers must be in [0, {n_layers}]")
         self.context = ContextModel(
-            hidden, config.context_layers, config.context_heads, config.max_turns,
-            config.n_speakers, config.dropout,
-        )  # fmt: skip
+            hidden,
+            config.context_layers,
+            config.context_heads,
+            config.max_turns,
+            config.n_speakers,
+            config.dropout,
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.heads = nn.ModuleDict(
             {h.name: nn.Linear(2 * hidden, _head_size(h)) for h in config.heads}
@@ -171,15 +177,20 @@ class EmotionEncoder(nn.Module):
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         """The parameters that training changes (what a saved model stores)."""
         frozen = {id(p) for p in self.frozen_parameters()}
-        return {n: p.detach() for n, p in self.named_parameters() if id(p) not in frozen
-                and not n.startswith("backbone.pooler")}  # fmt: skip
+        return {
+            n: p.detach()
+            for n, p in self.named_parameters()
+            if id(p) not in frozen and not n.startswith("backbone.pooler")
+        }
 
     # -- encoder ------------------------------------------------------------------------------
     @staticmethod
     def _extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
-    def _run_layers(self, h: torch.Tensor, mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def _run_layers(
+        self, h: torch.Tensor, mask: torch.Tensor, start: int, stop: int
+    ) -> torch.Tensor:
         ext = self._extended_mask(mask, h.dtype)
         for layer in self.backbone.encoder.layer[start:stop]:
             out = layer(h, attention_mask=ext)
@@ -188,12 +199,16 @@ class EmotionEncoder(nn.Module):
 
     def lower(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Hidden states after the frozen layers (cacheable: they never change)."""
-        h = self.backbone.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+        h = self.backbone.embeddings(
+            input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
+        )
         return self._run_layers(h, mask, 0, self.config.n_frozen_layers)
 
     def upper(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Run the fine-tuned layers on :meth:`lower` output."""
-        return self._run_layers(h, mask, self.config.n_frozen_layers, len(self.backbone.encoder.layer))
+        return self._run_layers(
+            h, mask, self.config.n_frozen_layers, len(self.backbone.encoder.layer)
+        )
 
     @staticmethod
     def pool(h: torch.Tensor, mask: torch.Tensor, owners: torch.Tensor, n: int) -> torch.Tensor:
@@ -207,9 +222,12 @@ class EmotionEncoder(nn.Module):
 
     # -- context and heads ----------------------------------------------------------------------
     def contextualise(
-        self, vectors: torch.Tensor, windows: list[list[int]], speakers: list[list[int]],
+        self,
+        vectors: torch.Tensor,
+        windows: list[list[int]],
+        speakers: list[list[int]],
         outputs: list[int],
-    ) -> torch.Tensor:  # fmt: skip
+    ) -> torch.Tensor:
         """Features ``[u; c]`` for the utterances read out of each window.
 
         ``windows[b]`` lists rows of ``vectors`` forming one dialogue window, ``speakers[b]`` their
@@ -229,7 +247,9 @@ class EmotionEncoder(nn.Module):
         feats = []
         for b, rows in enumerate(windows):
             k = outputs[b]
-            feats.append(torch.cat([x[b, len(rows) - k : len(rows)], ctx[b, len(rows) - k : len(rows)]], -1))
+            feats.append(
+                torch.cat([x[b, len(rows) - k : len(rows)], ctx[b, len(rows) - k : len(rows)]], -1)
+            )
         return torch.cat(feats, 0)
 
     def head_logits(self, features: torch.Tensor, head: str) -> torch.Tensor:
@@ -278,7 +298,12 @@ def plan_windows(targets: Sequence[Target], max_turns: int, n_speakers: int) -> 
     while i < len(targets):
         d = targets[i].dialogue
         j = i + 1
-        while j < len(targets) and d is not None and targets[j].dialogue is d and targets[j].index == targets[j - 1].index + 1:
+        while (
+            j < len(targets)
+            and d is not None
+            and targets[j].dialogue is d
+            and targets[j].index == targets[j - 1].index + 1
+        ):
             j += 1
         group = list(range(i, j))
         # The window for each target starts at most max_turns - 1 turns back in its group.
@@ -410,18 +435,21 @@ class EncoderRecognizer:
         vectors = self._encode_texts(plan.texts)
         feats = [
             self.model.contextualise(
-                vectors, plan.windows[i : i + 256], plan.speakers[i : i + 256],
+                vectors,
+                plan.windows[i : i + 256],
+                plan.speakers[i : i + 256],
                 plan.outputs[i : i + 256],
             )
             for i in range(0, len(plan.windows), 256)
-        ]  # fmt: skip
+        ]
         return torch.cat(feats, 0)
 
     def _encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         tok = self.tokenizer
         ids = tok(list(texts), add_special_tokens=False)["input_ids"]
-        chunks, owners = chunk_token_ids(ids, self.config.max_seq_length, tok.cls_token_id,
-                                         tok.sep_token_id)  # fmt: skip
+        chunks, owners = chunk_token_ids(
+            ids, self.config.max_seq_length, tok.cls_token_id, tok.sep_token_id
+        )
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i]))
         hidden = int(self.model.backbone.config.hidden_size)
         sums = torch.zeros(len(texts), hidden)
@@ -444,7 +472,9 @@ class EncoderRecognizer:
             return np.zeros((0, len(self.labels))), np.zeros((0, 3)), head
         feats = self._features(targets)
         logits = self.model.head_logits(feats, head.name) / head.temperature
-        probs = (torch.sigmoid(logits) if head.kind == "multi" else torch.softmax(logits, -1)).numpy()
+        probs = (
+            torch.sigmoid(logits) if head.kind == "multi" else torch.softmax(logits, -1)
+        ).numpy()
         if mapping is not None:
             if head.kind == "multi":  # renormalise independent probabilities before mapping
                 probs = probs / probs.sum(1, keepdims=True)
@@ -478,10 +508,13 @@ class EncoderRecognizer:
                 labels = tuple(self.labels[i] for i in on) or (self.labels[int(np.argmax(p))],)
             out.append(
                 EmotionPrediction.from_scores(
-                    self.labels, np.clip(p, 0.0, 1.0), self._taxonomy.name, labels=labels,
+                    self.labels,
+                    np.clip(p, 0.0, 1.0),
+                    self._taxonomy.name,
+                    labels=labels,
                     vad=None if np.isnan(v).any() else (float(v[0]), float(v[1]), float(v[2])),
                     multi_label=multi,
-                )  # fmt: skip
+                )
             )
         return out
 

@@ -377,8 +377,6 @@ class LexiconRecognizer:
         )
         with atomic_open(path, "wb") as fh:
             fh.write(buf.getvalue())
-        # The temporary file behind atomic_open is private (0600); a lexicon is for sharing.
-        Path(path).chmod(0o644)
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> LexiconRecognizer:
