@@ -457,6 +457,21 @@ def train(
     _note(f"wrote {out} in {log['seconds']['total']:.0f}s")
 
 
+# Feature modules add their own subcommands: each has ``register(app: typer.Typer) -> None`` and
+# keeps heavy imports inside its command functions so that start-up stays fast.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_feature_commands() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_feature_commands()
+
+
 # ------------------------------------------------------------------------------------------
 # Entry point
 # ------------------------------------------------------------------------------------------
