@@ -181,3 +181,26 @@ def test_cli_train_bad_input_exits_2(tmp_path: Path) -> None:
         )
     assert e.value.code == 2
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_onnx_backends_agree_with_torch(
+    tiny_trained: tuple[Path, dict], backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("EMOSCOPE_CACHE", str(tmp_path))
+    out, _ = tiny_trained
+    texts = ["i am so happy", "scared and alone", "happy " * 30]
+    d = Dialogue([Utterance("furious angry", "A"), Utterance("okay", "B")])
+    ref = EncoderRecognizer(out).predict_proba([*texts, d])
+    got = EncoderRecognizer(out, backend=backend).predict_proba([*texts, d])
+    assert list((tmp_path / "onnx").glob("*.onnx"))
+    tol = 1e-4 if backend == "onnx" else 0.05
+    np.testing.assert_allclose(got, ref, atol=tol)
+
+
+def test_unknown_backend_is_rejected(tiny_trained: tuple[Path, dict]) -> None:
+    from emoscope.errors import EmoscopeError
+
+    with pytest.raises(EmoscopeError, match="unknown backend"):
+        EncoderRecognizer(tiny_trained[0], backend="tensorrt")

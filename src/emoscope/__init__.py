@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import DataError, DatasetNotFoundError, EmoscopeError
+from emoscope.evaluate import evaluate
 from emoscope.labels import Taxonomy, get_taxonomy, map_distribution, map_label
 from emoscope.prediction import PREDICTION_SCHEMA, EmotionPrediction
 from emoscope.recognizers.base import Recognizer, available_recognizers, load_recognizer
@@ -49,13 +50,9 @@ def load(path: str | None = None, taxonomy: str | None = None) -> EncoderRecogni
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy public functions whose modules pull in optional dependencies.
+    # load_dataset is imported on first use: the readers are many modules, rarely all needed.
     if name == "load_dataset":
         from emoscope.datasets import load_dataset
 
         return load_dataset
-    if name == "evaluate":
-        from emoscope.evaluate import evaluate
-
-        return evaluate
     raise AttributeError(f"module 'emoscope' has no attribute {name!r}")

@@ -12,7 +12,9 @@ and their sources live in ``data/label_vad.json`` (NRC VAD Lexicon, Mohammad 201
 Mappings between taxonomies: where an official grouping exists it is used (GoEmotions → Ekman,
 from the GoEmotions release; MELD and Ekman share their seven labels). Official groupings chain
 (GoEmotions → Ekman → MELD). Otherwise each source label goes to the target label nearest in VAD
-space, neutral going to neutral (or spread uniformly when the target has no neutral label). A
+space, neutral going to neutral (or spread uniformly when the target has no neutral label). This
+automatic mapping has known oddities where labels differ mainly in dominance (EmoryNLP "mad" is
+nearer MELD "fear" than "anger"), reported with the method name ``vad-nearest`` wherever used. A
 mapping is a row-stochastic matrix, so mapping a distribution returns a distribution.
 
 A VAD point becomes a mixture over a taxonomy's labels by placing an isotropic Gaussian at each

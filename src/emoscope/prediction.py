@@ -61,10 +61,14 @@ class EmotionPrediction:
             object.__setattr__(self, "labels", tuple(self.labels))
         if math.isnan(self.confidence):
             object.__setattr__(self, "confidence", probs[top])
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence is {self.confidence}, expected a value in [0, 1]")
         if self.vad is not None:
             object.__setattr__(self, "vad", tuple(float(x) for x in self.vad))
             if len(self.vad) != 3:
                 raise ValueError(f"vad must be (valence, arousal, dominance), got {self.vad}")
+            if not all(-1.0 <= x <= 1.0 for x in self.vad):
+                raise ValueError(f"vad values must be in [-1, 1], got {self.vad}")
 
     @property
     def label(self) -> str:

@@ -88,6 +88,8 @@ class TrainConfig:
     base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     default_taxonomy: str | None = None
     task_weights: dict[str, float] = field(default_factory=dict)
+    # At most this many training units of a task per epoch (a fresh random subset each epoch).
+    max_per_epoch: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -281,6 +283,13 @@ def _batches(units: list[_Unit], size: int, rng: random.Random | None) -> list[l
     return batches
 
 
+def _epoch_units(task: _Task, tc: TrainConfig, rng: random.Random) -> list[_Unit]:
+    cap = tc.max_per_epoch.get(task.head.name)
+    if cap is None or cap >= len(task.train):
+        return task.train
+    return rng.sample(task.train, cap)
+
+
 def _forward(
     model: EmotionEncoder, cache: _TextCache, batch: list[_Unit], head: str
 ) -> torch.Tensor:
@@ -432,7 +441,9 @@ def train(
     ]
     opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
     rng = random.Random(tc.seed)
-    steps_per_epoch = sum(len(_batches(t.train, tc.batch_size, None)) for t in tasks)
+    steps_per_epoch = sum(
+        len(_batches(_epoch_units(t, tc, random.Random(0)), tc.batch_size, None)) for t in tasks
+    )
     total = max(1, steps_per_epoch * tc.epochs)
     warm = max(1, int(tc.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -442,7 +453,9 @@ def train(
     best_score, best_state = -np.inf, None
     for epoch in range(tc.epochs):
         model.train()
-        work = [(t, b) for t in tasks for b in _batches(t.train, tc.batch_size, rng)]
+        work = [
+            (t, b) for t in tasks for b in _batches(_epoch_units(t, tc, rng), tc.batch_size, rng)
+        ]
         rng.shuffle(work)
         te = time.perf_counter()
         losses: dict[str, list[float]] = {t.head.name: [] for t in tasks}

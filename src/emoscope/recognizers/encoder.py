@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,6 +48,7 @@ from emoscope.recognizers.base import Input, Target, flatten_inputs, register
 __all__ = ["EncoderConfig", "EncoderRecognizer", "HeadConfig", "default_model_path"]
 
 DEFAULT_MODEL_DIR = "data/default_model"
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def default_model_path() -> Path:
@@ -375,6 +376,9 @@ class EncoderRecognizer:
         taxonomy: the taxonomy of the output distribution. A head of that taxonomy is used when
             the model has one; otherwise the default head's distribution is mapped.
         batch_size: utterances per forward pass.
+        backend: ``torch``; ``onnx`` runs the utterance encoder in ONNX Runtime and
+            ``onnx-int8`` does so with dynamically int8-quantised weights (see
+            :mod:`emoscope.recognizers.encoder_onnx`).
     """
 
     name = "default"
@@ -384,10 +388,15 @@ class EncoderRecognizer:
         path: str | Path | None = None,
         taxonomy: str | None = None,
         batch_size: int = 64,
+        backend: str = "torch",
         *,
         model: EmotionEncoder | None = None,
         tokenizer: Any = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise EmoscopeError(
+                f"unknown backend {backend!r}; expected one of: {', '.join(BACKENDS)}"
+            )
         if model is None:
             folder = Path(path) if path is not None else default_model_path()
             model, tokenizer = _load_model(folder)
@@ -395,7 +404,22 @@ class EncoderRecognizer:
         self.tokenizer = tokenizer
         self.config = model.config
         self.batch_size = batch_size
+        self.backend = backend
         self._taxonomy = get_taxonomy(taxonomy or self.config.default_taxonomy)
+        self._token_sums: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+        if backend == "torch":
+            self._token_sums = self._torch_token_sums
+        else:
+            from emoscope.recognizers.encoder_onnx import OnnxTextEncoder
+
+            self._token_sums = OnnxTextEncoder(model, quantize=backend == "onnx-int8").token_sums
+
+    def _torch_token_sums(
+        self, input_ids: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.model.upper(self.model.lower(input_ids, mask), mask)
+        m = mask.to(h.dtype)[..., None]
+        return (h * m).sum(1), m.sum(1)
 
     # -- introspection ----------------------------------------------------------------------
     @property
@@ -457,11 +481,10 @@ class EncoderRecognizer:
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
             input_ids, mask = pad_batch([chunks[i] for i in idx], tok.pad_token_id)
-            h = self.model.upper(self.model.lower(input_ids, mask), mask)
-            m = mask.to(h.dtype)[..., None]
+            chunk_sums, chunk_counts = self._token_sums(input_ids, mask)
             own = torch.tensor([owners[i] for i in idx])
-            sums.index_add_(0, own, (h * m).sum(1))
-            counts.index_add_(0, own, m.sum(1))
+            sums.index_add_(0, own, chunk_sums)
+            counts.index_add_(0, own, chunk_counts)
         return sums / counts.clamp_min(1.0)
 
     @torch.inference_mode()
