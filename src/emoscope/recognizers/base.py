@@ -106,6 +106,7 @@ _BUILTIN_MODULES = {
     "vader": "emoscope.recognizers.peers",
     "default": "emoscope.recognizers.encoder",
     "encoder": "emoscope.recognizers.encoder",
+    "llm": "emoscope.recognizers.llm",
 }
 
 
