@@ -1,0 +1,159 @@
+"""Curriculum ablation of the encoder model on MELD: easy-to-hard curriculum vs shuffled training.
+
+The curriculum is PRC-Emo's (Li et al., "Do LLMs Feel? Teaching Emotion Recognition with Prompts,
+Retrieval, and Curriculum Learning", AAAI 2026; :mod:`emoscope.curriculum`): MELD dialogue units
+are ordered by their speaker-weighted emotion-shift difficulty and trained in 2 buckets (the easier
+half in epoch 1, everything from epoch 2 on). The baseline ("none") trains on the whole shuffled
+set every epoch. Everything else is the encoder trainer's default (:mod:`emoscope.training`),
+MELD head only.
+
+For each strategy and seed the script trains a model, keeps the best epoch by dev score (as the
+trainer does) and records its dev weighted-F1 and the weighted-F1 of the saved model on the MELD
+*test* split; then mean ± sample sd over the seeds. Results go to
+``benchmarks/results/curriculum_ablation.json`` (each finished run is written at once, so an
+interrupted run keeps what it finished; finished (strategy, seed) pairs are skipped on rerun).
+
+    python benchmarks/ablation_curriculum.py --seeds 13,14,15
+    python benchmarks/ablation_curriculum.py --seeds 1 --limit 60 --epochs 2 --out /tmp/smoke.json
+
+``--limit N`` uses only the first N utterances (whole dialogues) of every split: a smoke test of
+the script, not a measurement. Several hours of CPU for the full run (3 epochs x 2 strategies x
+3 seeds on the 9,989 MELD training utterances).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emoscope._io import write_json
+from emoscope.curriculum import STRATEGIES
+from emoscope.datasets import load_dataset
+from emoscope.evaluate import evaluate
+from emoscope.recognizers.encoder import EncoderRecognizer
+from emoscope.training import TrainConfig, train
+
+DEFAULT_OUT = Path("benchmarks/results/curriculum_ablation.json")
+
+
+def run_one(strategy: str, seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Train one model and score it on MELD dev (best epoch) and test."""
+    tc = TrainConfig(
+        tasks=("meld",),
+        epochs=args.epochs,
+        seed=seed,
+        limit=args.limit,
+        data_root=args.data_root,
+        curriculum=strategy,
+    )
+    if args.base_model:
+        tc.base_model = args.base_model
+    t0 = time.perf_counter()
+    log = train(tc, folder, progress=print if args.verbose else None)
+    train_s = time.perf_counter() - t0
+    dev = [e["dev"]["meld"]["weighted_f1"] for e in log["epochs"]]
+    best = max(range(len(log["epochs"])), key=lambda i: log["epochs"][i]["dev_score"])
+    test = load_dataset("meld", "test", args.data_root)
+    result = evaluate(EncoderRecognizer(folder), test, progress=False, limit=args.limit)
+    assert result.classification is not None
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "best_epoch": best + 1,
+        "dev_weighted_f1": dev[best],
+        "dev_weighted_f1_per_epoch": dev,
+        "test_weighted_f1": result.classification["weighted_f1"],
+        "test_n": result.n,
+        "units_per_epoch": [
+            e.get("curriculum", {}).get("meld", {}).get("units") for e in log["epochs"]
+        ],
+        "train_seconds": round(train_s, 1),
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample sd (0 for one seed) of dev and test weighted-F1 per strategy."""
+    out: dict[str, Any] = {}
+    for strategy in sorted({r["strategy"] for r in runs}):
+        rows = [r for r in runs if r["strategy"] == strategy]
+        entry: dict[str, Any] = {"seeds": [r["seed"] for r in rows]}
+        for key in ("dev_weighted_f1", "test_weighted_f1"):
+            vals = [float(r[key]) for r in rows]
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            entry[key] = {"mean": statistics.fmean(vals), "sd": sd}
+        out[strategy] = entry
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seeds", required=True, help="Comma-separated seeds, e.g. 13,14,15.")
+    ap.add_argument(
+        "--strategies",
+        default="none,speaker-weighted",
+        help=f"Comma-separated, from: {', '.join(STRATEGIES)}.",
+    )
+    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    ap.add_argument("--limit", type=int, default=None, help="Smoke test: first N per split.")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--base-model", default=None, help="Default: all-MiniLM-L6-v2.")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads.")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--verbose", action="store_true", help="Print training progress.")
+    args = ap.parse_args()
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        ap.error(f"--seeds should be comma-separated integers, got {args.seeds!r}")
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    bad = [s for s in strategies if s not in STRATEGIES]
+    if bad or not seeds or not strategies:
+        ap.error(f"need seeds and strategies from {', '.join(STRATEGIES)}; got {bad or 'none'}")
+    torch.set_num_threads(args.threads)
+
+    previous = json.loads(args.out.read_text("utf-8")) if args.out.is_file() else {}
+    same_setup = (
+        previous.get("setup", {}).get("limit") == args.limit
+        and previous.get("setup", {}).get("epochs") == args.epochs
+    )
+    runs: list[dict[str, Any]] = list(previous.get("runs", [])) if same_setup else []
+    done = {(r["strategy"], r["seed"]) for r in runs}
+    setup = {
+        "dataset": "meld",
+        "model": "encoder (emoscope.training, MELD head only)",
+        "base_model": args.base_model or TrainConfig.base_model,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "curriculum": "2 buckets, one added per epoch, then full data; k=1, b=0.4, vad circle",
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch_threads": args.threads,
+    }
+    for seed in seeds:
+        for strategy in strategies:
+            if (strategy, seed) in done:
+                print(f"skip {strategy} seed {seed}: already in {args.out}")
+                continue
+            with tempfile.TemporaryDirectory(prefix="emoscope-curriculum-") as tmp:
+                row = run_one(strategy, seed, args, Path(tmp) / "model")
+            print(json.dumps(row), flush=True)
+            runs.append(row)
+            write_json(args.out, {"setup": setup, "runs": runs, "summary": summarise(runs)})
+    summary = summarise(runs)
+    for strategy, s in summary.items():
+        d, t = s["dev_weighted_f1"], s["test_weighted_f1"]
+        print(
+            f"{strategy:>17}: dev wF1 {d['mean']:.4f} ± {d['sd']:.4f}, "
+            f"test wF1 {t['mean']:.4f} ± {t['sd']:.4f} (seeds {s['seeds']})"
+        )
+
+
+if __name__ == "__main__":
+    main()

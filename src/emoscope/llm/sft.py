@@ -1,0 +1,616 @@
+"""LoRA supervised fine-tuning of a causal LM on PRC prompts, with an easy-to-hard curriculum.
+
+The training side of PRC-Emo (Li et al., "Do LLMs Feel? Teaching Emotion Recognition with
+Prompts, Retrieval, and Curriculum Learning", AAAI 2026; reference code LiXinran6/PRC-Emo):
+
+* every training utterance becomes its PRC prompt (:mod:`emoscope.llm.prompting`: stage-1 cues,
+  retrieved demonstrations that never include the utterance itself) answered by its gold label;
+  the loss is computed on the answer tokens only;
+* LoRA (Hu et al., 2022) on all linear layers with the paper's settings as defaults: r = 32,
+  α = 128, dropout 0.05, learning rate 3e-4 with a linear schedule (3% warm-up), 4 epochs,
+  batch 1 × 4 accumulation steps, gradient clipping 0.3, NEFTune noise α = 5 (Jain et al., 2023),
+  sequences up to 2048 tokens;
+* the curriculum of :mod:`emoscope.curriculum`: dialogues scored by (speaker-weighted) emotion
+  shifts, training items sorted into 2 buckets, one bucket added per epoch, then the full data.
+
+The reference trains with TRL's ``SFTTrainer`` and sequence packing (loss on every token);
+emoscope uses its own loop without packing and masks the prompt, so the model learns to answer
+with the label alone. The adapter folder (``adapter_config.json``, ``adapter_model.safetensors``,
+the tokenizer, and ``emoscope_sft.json`` with the prompt settings and the training log) can be
+given to the ``llm`` recogniser as its model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emoscope import __version__
+from emoscope._io import write_json
+from emoscope.errors import EmoscopeError
+from emoscope.llm.base import ChatBackend, load_backend
+from emoscope.llm.prompting import (
+    VARIANTS,
+    CueGenerator,
+    Cues,
+    Demonstration,
+    PromptBuilder,
+    load_template,
+    template_for,
+)
+
+__all__ = [
+    "SFTConfig",
+    "SFTExample",
+    "build_examples",
+    "encode_example",
+    "response_loss",
+    "train_lora",
+    "train_sft",
+]
+
+SFT_FORMAT = "emoscope-llm-sft"
+
+
+@dataclass
+class SFTConfig:
+    """Every setting of a LoRA fine-tuning run; the defaults are the paper's.
+
+    Data: ``dataset``/``split`` (a name known to :func:`emoscope.datasets.load_dataset`),
+    ``taxonomy`` to map its labels, ``limit`` to use only the first examples (whole dialogues).
+    Prompts: ``prompt`` variant, ``template``, ``retrieve`` (k), ``store`` (default: built from
+    the training data itself, with self-exclusion), ``window``/``future``/``cue_window``; the
+    stage-1 cues come from ``cue_backend``/``cue_model`` (default: the base model).
+    LoRA and optimisation: ``lora_r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``
+    (``"all-linear"`` or comma-separated module names), ``lr``, ``scheduler`` (a
+    ``transformers.get_scheduler`` name), ``warmup_ratio``, ``epochs``, ``batch_size``,
+    ``grad_accum``, ``max_grad_norm``, ``max_seq_len``, ``neftune_alpha`` (0 turns it off).
+    Curriculum: ``curriculum`` (``none``, ``emotion-shift``, ``speaker-weighted``),
+    ``n_buckets``, ``epochs_per_stage``.
+    """
+
+    base_model: str = ""
+    dataset: str = "meld"
+    split: str = "train"
+    taxonomy: str | None = None
+    data_root: str | None = None
+    limit: int | None = None
+    prompt: str = "prc"
+    template: str | None = None
+    retrieve: int = 3
+    store: str | None = None
+    window: int = 5
+    future: int = 0
+    cue_window: int = 5
+    cue_backend: str = "hf"
+    cue_model: str | None = None
+    cue_base_url: str | None = None
+    cue_max_new_tokens: int = 320
+    cache_dir: str | None = None
+    lora_r: int = 32
+    lora_alpha: int = 128
+    lora_dropout: float = 0.05
+    target_modules: str = "all-linear"
+    lr: float = 3e-4
+    scheduler: str = "linear"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    epochs: int = 4
+    batch_size: int = 1
+    grad_accum: int = 4
+    max_grad_norm: float = 0.3
+    max_seq_len: int = 2048
+    neftune_alpha: float = 5.0
+    curriculum: str = "speaker-weighted"
+    n_buckets: int = 2
+    epochs_per_stage: int = 1
+    seed: int = 42
+    device: str = "auto"
+    dtype: str = "auto"
+    load_in_4bit: bool = False
+    gradient_checkpointing: bool = False
+
+    def check(self) -> None:
+        """Raise :class:`EmoscopeError` naming the first invalid setting."""
+        if not self.base_model:
+            raise EmoscopeError("SFT needs a base model (a folder or Hub id of a causal LM)")
+        if self.prompt not in VARIANTS:
+            raise EmoscopeError(
+                f"unknown prompt variant {self.prompt!r}; expected one of: {', '.join(VARIANTS)}"
+            )
+        positive = {
+            "lora_r": self.lora_r,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
+            "max_seq_len": self.max_seq_len,
+            "n_buckets": self.n_buckets,
+            "epochs_per_stage": self.epochs_per_stage,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise EmoscopeError(f"{name} must be at least 1, got {value}")
+        if self.lr <= 0 or self.lora_alpha <= 0:
+            raise EmoscopeError("lr and lora_alpha must be positive")
+        if not 0 <= self.lora_dropout < 1 or not 0 <= self.warmup_ratio < 1:
+            raise EmoscopeError("lora_dropout and warmup_ratio must be in [0, 1)")
+        if self.retrieve < 0 or (self.prompt == "few-shot" and self.retrieve == 0):
+            raise EmoscopeError("retrieve must be >= 0 (and > 0 for the few-shot prompt)")
+        if self.prompt == "zero-shot" and self.retrieve > 0:
+            raise EmoscopeError("the zero-shot prompt shows no demonstrations; set retrieve to 0")
+        from emoscope.curriculum import CurriculumConfig
+
+        CurriculumConfig(strategy=self.curriculum)  # validates the strategy name
+
+
+@dataclass
+class SFTExample:
+    """One training item: the chat prompt, the answer to learn, and its curriculum difficulty."""
+
+    messages: list[dict[str, str]]
+    response: str
+    difficulty: float = 0.0
+    id: str | None = None
+    cues: dict[str, Any] = field(default_factory=dict)
+
+
+def _say(progress: Callable[[str], None] | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def build_examples(
+    config: SFTConfig,
+    *,
+    cue_backend: ChatBackend | None = None,
+    store: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[SFTExample]:
+    """The training items of ``config``: PRC prompts of the labelled utterances, gold answers.
+
+    ``cue_backend`` answers the stage-1 prompts (default: built from ``config.cue_backend`` and
+    ``config.cue_model``, i.e. the base model); ``store`` is the demonstration store (default:
+    ``config.store``, else one built from the training data, never retrieving an item for
+    itself).
+    """
+    from emoscope.curriculum import CurriculumConfig, example_difficulties
+    from emoscope.datasets import load_dataset
+    from emoscope.recognizers.base import flatten_inputs
+
+    config.check()
+    data = load_dataset(
+        config.dataset, config.split, root=config.data_root, taxonomy=config.taxonomy
+    ).limit(config.limit)
+    if data.taxonomy is None:
+        raise EmoscopeError(f"dataset {config.dataset!r} has no emotion labels to learn")
+    tax = data.taxonomy
+    targets = flatten_inputs(data.inputs())
+    if len(targets) != len(data.examples):
+        raise EmoscopeError(
+            f"dataset {data.name!r}: {len(targets)} utterances but {len(data.examples)} examples"
+        )
+    difficulties = example_difficulties(data, CurriculumConfig(strategy=config.curriculum))
+    template = load_template(config.template) if config.template else template_for(tax)
+    builder = PromptBuilder(
+        template,
+        tax,
+        config.prompt,
+        window=config.window,
+        future=config.future,
+        cue_window=config.cue_window,
+    )
+
+    cues: list[Cues] = [Cues()] * len(targets)
+    if config.prompt == "prc":
+        own_backend = cue_backend is None
+        if cue_backend is None:
+            options: dict[str, Any] = {}
+            if config.cue_backend == "openai":
+                options["base_url"] = config.cue_base_url
+            else:
+                options.update(
+                    device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit
+                )
+            if config.cache_dir:
+                options["cache"] = Path(config.cache_dir) / "responses.sqlite"
+            cue_backend = load_backend(
+                config.cue_backend, config.cue_model or config.base_model, **options
+            )
+        gen = CueGenerator(
+            cue_backend,
+            builder,
+            cache_dir=Path(config.cache_dir) / "cues" if config.cache_dir else None,
+            max_new_tokens=config.cue_max_new_tokens,
+            progress=lambda done, total: _say(progress, f"stage-1 cues: {done}/{total} prompts"),
+        )
+        cues = gen.generate(targets)
+        if own_backend:
+            # Free the stage-1 model before the model to train is loaded.
+            del gen, cue_backend
+            _free_memory()
+
+    demos: list[list[Demonstration]] = [[] for _ in targets]
+    if config.retrieve > 0:
+        from emoscope.retrieval import DemonstrationStore, Query
+
+        source = f"{data.name}-{data.split}"
+        if store is None and config.store:
+            store = DemonstrationStore.load(config.store)
+        if store is None:
+            _say(progress, f"embedding {len(data)} utterances for the demonstration store")
+            store = DemonstrationStore()
+            store.add_dataset(data, source=source)
+        queries = [Query.from_example(e, source=source) for e in data.examples]
+        hits = store.search(queries, k=config.retrieve)
+        demos = [
+            [Demonstration(h.text, h.label or "unlabelled", h.source, h.distance) for h in row]
+            for row in hits
+        ]
+
+    out: list[SFTExample] = []
+    for t, e, c, d, diff in zip(targets, data.examples, cues, demos, difficulties, strict=True):
+        if not e.labels:
+            continue
+        out.append(
+            SFTExample(
+                messages=builder.final_messages(t, c, d),
+                response=", ".join(e.labels) if tax.multi_label else e.labels[0],
+                difficulty=float(diff),
+                id=e.id,
+                cues=c.to_dict() if config.prompt == "prc" else {},
+            )
+        )
+    if not out:
+        raise EmoscopeError(f"dataset {config.dataset!r} ({config.split}) has no labelled examples")
+    return out
+
+
+def _free_memory() -> None:
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def encode_example(
+    tokenizer: Any,
+    messages: Sequence[dict[str, str]],
+    response: str,
+    max_seq_len: int,
+    chat_template_kwargs: dict[str, Any] | None = None,
+) -> tuple[list[int], list[int], bool]:
+    """Token ids and labels of one item; labels are -100 on the prompt (loss on the answer only).
+
+    The prompt is the chat template with the generation prompt, exactly as at inference; the
+    answer is the response text followed by the end-of-sequence token. A prompt too long for
+    ``max_seq_len`` loses its beginning (the question and labels at its end are kept); the third
+    value says whether that happened.
+    """
+    from emoscope.llm.hf import render_chat
+
+    kwargs = {"enable_thinking": False} if chat_template_kwargs is None else chat_template_kwargs
+    prompt = render_chat(tokenizer, messages, chat_template_kwargs=kwargs)
+    prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    answer_ids = list(tokenizer(response, add_special_tokens=False)["input_ids"])
+    if tokenizer.eos_token_id is not None:
+        answer_ids.append(int(tokenizer.eos_token_id))
+    if len(answer_ids) >= max_seq_len:
+        raise EmoscopeError(f"max_seq_len {max_seq_len} cannot hold the answer {response!r}")
+    room = max_seq_len - len(answer_ids)
+    truncated = len(prompt_ids) > room
+    if truncated:
+        prompt_ids = prompt_ids[-room:]
+    return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids, truncated
+
+
+def _collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (x, y) in enumerate(batch):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def response_loss(
+    model: Any, encoded: Sequence[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 4
+) -> float:
+    """Mean cross-entropy per answer token of ``model`` over ``encoded`` items (no training)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for start in range(0, len(encoded), batch_size):
+            batch = _collate(encoded[start : start + batch_size], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            logits = logits.logits[:, :-1].float()
+            target = batch["labels"][:, 1:]
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)),
+                target.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
+            )
+            total += float(loss)
+            count += int((target != -100).sum())
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def _neftune_hook(alpha: float) -> Callable[..., Any]:
+    """NEFTune (Jain et al., 2023): uniform noise of scale α/√(L·d) on the input embeddings."""
+    import torch
+
+    def hook(module: Any, args: Any, output: Any) -> Any:
+        if module.training and alpha > 0:
+            scale = alpha / math.sqrt(output.size(1) * output.size(2))
+            output = output + torch.zeros_like(output).uniform_(-scale, scale)
+        return output
+
+    return hook
+
+
+def _seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _target_modules(spec: str) -> str | list[str]:
+    if spec == "all-linear":
+        return spec
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise EmoscopeError("target_modules is empty; expected 'all-linear' or module names")
+    return names
+
+
+def train_lora(
+    examples: Sequence[SFTExample],
+    config: SFTConfig,
+    out_dir: str | Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    prompt_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune a LoRA adapter on ``examples`` in curriculum order and save it to ``out_dir``.
+
+    Returns the training log (also written to ``emoscope_sft.json``): per-epoch item counts and
+    mean losses, the mean answer loss on a probe of up to 64 items before and after training,
+    and timings.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
+
+    from emoscope.curriculum import CurriculumConfig
+
+    config.check()
+    if not examples:
+        raise EmoscopeError("no training examples")
+    _seed(config.seed)
+    t0 = time.perf_counter()
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if config.device == "auto"
+        else config.device
+    )
+    dtype: Any = None
+    if config.dtype == "auto":
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    else:
+        dtype = getattr(torch, config.dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise EmoscopeError(f"unknown dtype {config.dtype!r}; expected e.g. float32, bfloat16")
+    load_kwargs: dict[str, Any] = {"dtype": dtype}
+    if config.load_in_4bit:
+        from emoscope.llm.hf import HFBackend
+
+        load_kwargs["quantization_config"] = HFBackend._bnb_config(dtype)
+        load_kwargs["device_map"] = {"": device.index or 0}
+    try:
+        tokenizer: Any = AutoTokenizer.from_pretrained(config.base_model)
+        model: Any = AutoModelForCausalLM.from_pretrained(config.base_model, **load_kwargs)
+    except (OSError, ValueError) as e:
+        raise EmoscopeError(f"cannot load the base model {config.base_model!r}: {e}") from e
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    pad_id = int(tokenizer.pad_token_id)
+    if config.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    else:
+        model.to(device)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=_target_modules(config.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        model = get_peft_model(model, lora)
+    except ValueError as e:
+        raise EmoscopeError(f"cannot attach LoRA adapters: {e}") from e
+
+    encoded: list[tuple[list[int], list[int]]] = []
+    truncated = 0
+    for ex in examples:
+        ids, labels, cut = encode_example(tokenizer, ex.messages, ex.response, config.max_seq_len)
+        encoded.append((ids, labels))
+        truncated += int(cut)
+    if truncated:
+        _say(progress, f"{truncated} prompts were cut to max_seq_len={config.max_seq_len}")
+    probe = encoded[: min(64, len(encoded))]
+    loss_before = response_loss(model, probe, pad_id)
+    _say(progress, f"answer loss before training: {loss_before:.4f}")
+
+    curriculum = CurriculumConfig(
+        strategy=config.curriculum,
+        n_buckets=config.n_buckets,
+        epochs_per_stage=config.epochs_per_stage,
+    )
+    schedule = curriculum.epochs([ex.difficulty for ex in examples], config.epochs, config.seed)
+    per_step = config.batch_size * config.grad_accum
+    total_steps = sum(math.ceil(len(items) / per_step) for items in schedule)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    try:
+        sched = get_scheduler(
+            config.scheduler,
+            optim,
+            num_warmup_steps=math.ceil(config.warmup_ratio * total_steps),
+            num_training_steps=total_steps,
+        )
+    except ValueError as e:
+        raise EmoscopeError(f"unknown scheduler {config.scheduler!r}: {e}") from e
+    hook = model.get_input_embeddings().register_forward_hook(_neftune_hook(config.neftune_alpha))
+
+    epochs_log: list[dict[str, Any]] = []
+    step = 0
+    model.train()
+    try:
+        for epoch, items in enumerate(schedule, 1):
+            losses: list[float] = []
+            micro = [
+                items[i : i + config.batch_size] for i in range(0, len(items), config.batch_size)
+            ]
+            for m, chunk in enumerate(micro):
+                batch = _collate([encoded[i] for i in chunk], pad_id)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                loss = model(**batch).loss
+                (loss / config.grad_accum).backward()
+                losses.append(float(loss.detach()))
+                if (m + 1) % config.grad_accum == 0 or m == len(micro) - 1:
+                    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                    optim.step()
+                    sched.step()
+                    optim.zero_grad(set_to_none=True)
+                    step += 1
+            mean = sum(losses) / len(losses)
+            epochs_log.append(
+                {
+                    "epoch": epoch,
+                    "items": len(items),
+                    "mean_loss": mean,
+                    "lr": float(sched.get_last_lr()[0]),
+                }
+            )
+            _say(progress, f"epoch {epoch}/{len(schedule)}: {len(items)} items, loss {mean:.4f}")
+    finally:
+        hook.remove()
+    loss_after = response_loss(model, probe, pad_id)
+    _say(progress, f"answer loss after training: {loss_after:.4f}")
+
+    base = config.base_model
+    if Path(base).is_dir():
+        base = str(Path(base).resolve())
+    log = {
+        "n_examples": len(examples),
+        "truncated": truncated,
+        "optimizer_steps": step,
+        "epochs": epochs_log,
+        "probe_items": len(probe),
+        "loss_before": loss_before,
+        "loss_after": loss_after,
+        "seconds": time.perf_counter() - t0,
+    }
+    _save_adapter(model, tokenizer, out_dir, base, config, log, prompt_settings or {})
+    return log
+
+
+def _save_adapter(
+    model: Any,
+    tokenizer: Any,
+    out_dir: str | Path,
+    base: str,
+    config: SFTConfig,
+    log: dict[str, Any],
+    prompt_settings: dict[str, Any],
+) -> None:
+    """Write the adapter into a temporary folder beside ``out_dir``, then move each file in."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.peft_config["default"].base_model_name_or_path = base
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+    write_json(
+        out / "emoscope_sft.json",
+        {
+            "format": SFT_FORMAT,
+            "version": 1,
+            "emoscope_version": __version__,
+            "base_model": base,
+            "config": asdict(config),
+            "prompt": prompt_settings,
+            "log": log,
+        },
+    )
+
+
+def train_sft(
+    config: SFTConfig,
+    out_dir: str | Path,
+    *,
+    cue_backend: ChatBackend | None = None,
+    store: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Build the PRC training prompts of ``config`` and fine-tune a LoRA adapter on them."""
+    config.check()
+    examples = build_examples(config, cue_backend=cue_backend, store=store, progress=progress)
+    _say(progress, f"{len(examples)} training prompts")
+    from emoscope.datasets import DATASETS
+
+    info = DATASETS.get(config.dataset.strip().lower())
+    tax_name = config.taxonomy or (info.taxonomy if info is not None else None)
+    template = config.template or (tax_name if tax_name in ("meld", "emorynlp") else "generic")
+    settings = {
+        "variant": config.prompt,
+        "template": template,
+        "taxonomy": tax_name,
+        "retrieve": config.retrieve,
+        "window": config.window,
+        "future": config.future,
+        "cue_window": config.cue_window,
+    }
+    return train_lora(examples, config, out_dir, progress=progress, prompt_settings=settings)

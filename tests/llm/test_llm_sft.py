@@ -1,0 +1,157 @@
+"""LoRA fine-tuning on PRC prompts: masking, a loss-reducing run on a tiny Llama, the adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from llm_helpers import ChatServer
+
+from emoscope.errors import EmoscopeError
+from emoscope.llm.hf import HFBackend
+from emoscope.llm.openai import OpenAIBackend
+from emoscope.llm.sft import SFTConfig, SFTExample, build_examples, encode_example, train_lora
+
+WORDS = {"joy": "happy glad great", "anger": "angry hate mad"}
+
+
+def examples(n: int = 8) -> list[SFTExample]:
+    out = []
+    for i in range(n):
+        label = "joy" if i % 2 == 0 else "anger"
+        msgs = [
+            {"role": "system", "content": "### Available emotion labels: joy, anger"},
+            {"role": "user", "content": f'Which label fits "{WORDS[label]} {i}"?'},
+        ]
+        # Difficulties put items 0-3 in the easy bucket.
+        out.append(SFTExample(msgs, label, difficulty=0.1 if i < n // 2 else 0.9, id=str(i)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llama: Path) -> object:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llama)
+
+
+def test_loss_is_masked_to_the_answer(tokenizer: object) -> None:
+    msgs = examples(1)[0].messages
+    ids, labels, cut = encode_example(tokenizer, msgs, "joy", max_seq_len=512)
+    answer = tokenizer("joy", add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    n = len(answer) + 1
+    assert not cut and len(ids) == len(labels)
+    assert labels[:-n] == [-100] * (len(ids) - n)
+    assert labels[-n:] == ids[-n:] == [*answer, tokenizer.eos_token_id]  # type: ignore[attr-defined]
+    # The prompt part is exactly the inference prompt.
+    from emoscope.llm.hf import render_chat
+
+    prompt = render_chat(tokenizer, msgs, chat_template_kwargs={"enable_thinking": False})
+    assert ids[:-n] == tokenizer(prompt, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+
+
+def test_long_prompts_lose_their_beginning(tokenizer: object) -> None:
+    msgs = [{"role": "user", "content": "word " * 400 + "QUESTION"}]
+    ids, labels, cut = encode_example(tokenizer, msgs, "anger", max_seq_len=64)
+    assert cut and len(ids) == len(labels) == 64
+    assert labels[0] == -100 and labels[-1] == tokenizer.eos_token_id  # type: ignore[attr-defined]
+    text = tokenizer.decode(ids)  # type: ignore[attr-defined]
+    assert "QUESTION" in text and text.rstrip().endswith("anger<|end|>")
+    with pytest.raises(EmoscopeError, match="cannot hold the answer"):
+        encode_example(tokenizer, msgs, "anger", max_seq_len=2)
+
+
+def test_lora_training_reduces_the_loss_and_saves_an_adapter(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    cfg = SFTConfig(
+        base_model=str(tiny_llama),
+        prompt="zero-shot",
+        retrieve=0,
+        lora_r=8,
+        lora_alpha=16,
+        lr=2e-2,
+        max_grad_norm=1.0,
+        warmup_ratio=0.0,
+        epochs=3,
+        batch_size=2,
+        grad_accum=1,
+        neftune_alpha=0.0,
+        device="cpu",
+        seed=1,
+    )
+    out = tmp_path / "adapter"
+    log = train_lora(examples(), cfg, out, prompt_settings={"variant": "zero-shot"})
+    assert log["loss_after"] < 0.2 * log["loss_before"], log
+    # Curriculum: epoch 1 sees the easier half, then everything.
+    assert [e["items"] for e in log["epochs"]] == [4, 8, 8]
+    assert log["optimizer_steps"] == 2 + 4 + 4
+    for name in ("adapter_config.json", "adapter_model.safetensors", "emoscope_sft.json"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "emoscope_sft.json").read_text())
+    assert saved["config"]["lora_r"] == 8 and saved["prompt"] == {"variant": "zero-shot"}
+    assert saved["base_model"] == str(tiny_llama.resolve())
+    assert not list(tmp_path.glob(".adapter.*"))  # the temporary folder is gone
+
+    # The adapter folder loads as a model: base from adapter_config.json, LoRA applied.
+    tuned = HFBackend(str(out), device="cpu")
+    assert tuned.adapter == str(out) and tuned.base_model == str(tiny_llama.resolve())
+    conv = [examples(1)[0].messages]
+    assert tuned.generate(conv, max_new_tokens=3)[0].text.startswith("joy")
+    # With the adapter switched off it answers like the untouched base model.
+    base = HFBackend(str(tiny_llama), device="cpu").generate(conv, max_new_tokens=5)[0].text
+    assert tuned.base_view().generate(conv, max_new_tokens=5)[0].text == base
+
+
+def test_build_examples_from_meld_with_cues_and_self_excluding_retrieval(
+    mini_data_root: Path, chat_server: ChatServer, tmp_path: Path
+) -> None:
+    cfg = SFTConfig(
+        base_model="unused",
+        data_root=str(mini_data_root),
+        limit=12,
+        prompt="prc",
+        retrieve=2,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    cue_llm = OpenAIBackend("scripted", base_url=chat_server.url)
+    items = build_examples(cfg, cue_backend=cue_llm)
+    from emoscope.datasets import load_dataset
+
+    data = load_dataset("meld", "train", root=mini_data_root).limit(12)
+    assert [it.response for it in items] == [e.labels[0] for e in data.examples]
+    assert [it.id for it in items] == [e.id for e in data.examples]
+    assert len({it.difficulty for it in items}) > 1
+    for it in items:
+        system = it.messages[0]["content"]
+        assert "### Similar utterances with their emotion labels\n1. " in system
+        assert "\n2. " in system and "\n3. " not in system
+        assert it.cues["explicit_emotion"].startswith("Outwardly")
+        assert it.messages[1]["content"].startswith("Based on the conversation above")
+    # Every utterance's own store item is excluded: check against the store directly.
+    from emoscope.retrieval import DemonstrationStore, Query, item_id
+
+    store = DemonstrationStore()
+    store.add_dataset(data, source="meld-train")
+    hits = store.search([Query.from_example(e, source="meld-train") for e in data.examples], k=2)
+    for e, row in zip(data.examples, hits, strict=True):
+        assert item_id("meld-train", e.id) not in {h.id for h in row}  # type: ignore[arg-type]
+    assert len(list((tmp_path / "cache" / "cues").glob("*.json"))) == len(data.dialogues or [])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"base_model": ""}, "needs a base model"),
+        ({"prompt": "cot"}, "unknown prompt variant"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"lora_dropout": 1.5}, "lora_dropout"),
+        ({"prompt": "zero-shot", "retrieve": 3}, "zero-shot prompt shows no demonstrations"),
+        ({"curriculum": "random"}, "unknown curriculum strategy"),
+    ],
+)
+def test_bad_configs(changes: dict[str, object], message: str) -> None:
+    cfg = SFTConfig(**{"base_model": "m", **changes})  # type: ignore[arg-type]
+    with pytest.raises(EmoscopeError, match=message):
+        cfg.check()
