@@ -1,0 +1,699 @@
+"""The emoscope HTTP service: a FastAPI app over one shared :class:`~emoscope.Recognizer`.
+
+Endpoints (the OpenAPI schema is served at ``/openapi.json`` and kept in ``docs/openapi.json``):
+
+- ``POST /v1/analyze``: one text (``{"text": ...}``) or many (``{"texts": [...]}``) → one
+  prediction per text, in :meth:`emoscope.EmotionPrediction.to_dict`'s shape.
+- ``POST /v1/dialogue``: a conversation (``{"utterances": [{"speaker", "text"}, ...]}``) → one
+  prediction per utterance, each read in its preceding context.
+- ``GET /v1/models``: the served recogniser, the taxonomies (labels with VAD coordinates) and
+  the limits in force.
+- ``GET /healthz``: liveness and readiness.
+- ``GET /``: a web page that analyses a pasted or uploaded dialogue (``serve/static``).
+
+The recogniser is loaded once, at start-up, and shared by all requests. Predictions run in worker
+threads (never on the event loop) behind a capacity limiter of ``concurrency`` threads; requests
+beyond ``concurrency + max_queue`` are refused with 503 instead of piling up.
+
+Limits: a request body over ``max_body_bytes`` gets 413; more texts than ``max_batch``, more
+utterances than ``max_utterances`` or a text over ``max_text_chars`` characters get 422. Every
+limit error names the limit (its ``emoscope serve`` option) and its value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from emoscope import __version__
+from emoscope._io import write_text
+from emoscope._views import native_view
+from emoscope.dialogue import Dialogue, Utterance
+from emoscope.errors import EmoscopeError
+from emoscope.labels import TAXONOMIES, Taxonomy, get_taxonomy, map_label
+from emoscope.prediction import EmotionPrediction
+from emoscope.recognizers.base import Recognizer
+
+__all__ = [
+    "STATIC_DIR",
+    "AnalyzeRequest",
+    "AnalyzeResponse",
+    "DialogueRequest",
+    "DialogueResponse",
+    "HealthResponse",
+    "ModelsResponse",
+    "PredictionOut",
+    "ServeConfig",
+    "create_app",
+    "openapi_json",
+    "write_openapi",
+]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Settings of the service; each is an ``emoscope serve`` option of the same name.
+
+    Args:
+        recognizer: recogniser name or dotted path; ``None`` = the default model if installed,
+            else the lexicon (:func:`emoscope.cli.default_recognizer_name`).
+        taxonomy: map every prediction into this taxonomy unless a request asks for another.
+        max_batch: most texts in one ``/v1/analyze`` request.
+        max_utterances: most utterances in one ``/v1/dialogue`` request.
+        max_text_chars: most characters in one text or utterance.
+        max_body_bytes: largest request body, in bytes.
+        concurrency: predictions running at once (worker threads).
+        max_queue: requests allowed to wait for a worker thread before 503 is returned.
+    """
+
+    recognizer: str | None = None
+    taxonomy: str | None = None
+    max_batch: int = 64
+    max_utterances: int = 256
+    max_text_chars: int = 2000
+    max_body_bytes: int = 1_000_000
+    concurrency: int = 2
+    max_queue: int = 64
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_batch", "max_utterances", "max_text_chars", "max_body_bytes", "concurrency"
+        ):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise EmoscopeError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_queue < 0:
+            raise EmoscopeError(f"max_queue must be 0 or more, got {self.max_queue}")
+        if self.taxonomy is not None:
+            _taxonomy(self.taxonomy)
+
+
+def _taxonomy(name: str) -> Taxonomy:
+    try:
+        return get_taxonomy(name)
+    except ValueError as e:
+        raise EmoscopeError(str(e)) from None
+
+
+# ------------------------------------------------------------------------------------------
+# Request and response models
+# ------------------------------------------------------------------------------------------
+
+TaxonomyField = Annotated[
+    str | None,
+    Field(
+        description="Map the predictions into this taxonomy (goemotions, ekman, meld, emorynlp, "
+        "plutchik). Default: the server's taxonomy.",
+        examples=["ekman"],
+    ),
+]
+
+
+class PredictionOut(BaseModel):
+    """One prediction, as :meth:`emoscope.EmotionPrediction.to_dict` writes it."""
+
+    taxonomy: str = Field(description="Name of the label taxonomy.")
+    label: str = Field(description="The most probable label.")
+    labels: list[str] = Field(description="Labels predicted present, best first.")
+    probs: dict[str, float] = Field(description="Probability per label.")
+    confidence: float = Field(ge=0, le=1, description="Probability that the top label is right.")
+    multi_label: bool = Field(description="Whether probs are independent per-label values.")
+    vad: list[float] | None = Field(
+        min_length=3,
+        max_length=3,
+        description="Valence, arousal, dominance, each in [-1, 1]; null when not predicted.",
+    )
+    rationale: str | None = Field(default=None, description="Free-text reasoning, if any.")
+    cues: dict[str, Any] | None = Field(default=None, description="Extra evidence, if any.")
+
+    @classmethod
+    def from_prediction(cls, pred: EmotionPrediction) -> PredictionOut:
+        """Wrap a prediction; keys that ``to_dict`` leaves out stay unset (and unserialised)."""
+        return cls.model_validate(pred.to_dict())
+
+
+class AnalyzeRequest(BaseModel):
+    """Texts to analyse: exactly one of ``text`` and ``texts``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"texts": ["I love it!", "This is awful."]}]},
+    )
+
+    text: str | None = Field(default=None, description="One text.")
+    texts: list[str] | None = Field(default=None, description="Several texts, analysed apart.")
+    taxonomy: TaxonomyField = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AnalyzeRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of 'text' (a string) and 'texts' (a list)")
+        if self.texts is not None and not self.texts:
+            raise ValueError("'texts' is empty; expected at least one text")
+        return self
+
+    def items(self) -> list[str]:
+        """The texts, in order."""
+        return [self.text] if self.text is not None else list(self.texts or [])
+
+
+class AnalyzeResponse(BaseModel):
+    """One prediction per input text, in input order."""
+
+    recognizer: str = Field(description="Name of the recogniser that made the predictions.")
+    taxonomy: str = Field(description="Taxonomy of the predictions.")
+    predictions: list[PredictionOut]
+
+
+class UtteranceIn(BaseModel):
+    """One turn of the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    speaker: str | None = None
+    id: str | None = None
+
+
+class DialogueRequest(BaseModel):
+    """A conversation, oldest turn first."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "d1",
+                    "utterances": [
+                        {"speaker": "Maya", "text": "I got the job!"},
+                        {"speaker": "Sam", "text": "Oh. So you're really leaving."},
+                    ],
+                }
+            ]
+        },
+    )
+
+    id: str | None = Field(default=None, description="An identifier echoed in the response.")
+    utterances: list[UtteranceIn] = Field(min_length=1)
+    taxonomy: TaxonomyField = None
+
+
+class UtteranceOut(BaseModel):
+    """An utterance of the request with its prediction."""
+
+    index: int = Field(description="Position in the dialogue (0-based).")
+    speaker: str | None
+    text: str
+    id: str | None = None
+    prediction: PredictionOut
+
+
+class DialogueResponse(BaseModel):
+    """One prediction per utterance, in dialogue order."""
+
+    recognizer: str
+    taxonomy: str
+    id: str | None
+    speakers: list[str] = Field(description="Distinct speakers in order of first appearance.")
+    utterances: list[UtteranceOut]
+
+
+class LabelOut(BaseModel):
+    """A label of a taxonomy."""
+
+    name: str
+    vad: list[float] = Field(description="The label's valence, arousal, dominance in [-1, 1].")
+    group: str = Field(description="The Ekman label it maps to (used to colour it).")
+
+
+class TaxonomyOut(BaseModel):
+    """A taxonomy the predictions can be mapped into."""
+
+    name: str
+    multi_label: bool
+    neutral: str | None
+    labels: list[LabelOut]
+
+
+class RecognizerOut(BaseModel):
+    """The served recogniser."""
+
+    name: str
+    taxonomy: str = Field(description="Taxonomy of its predictions (before any mapping).")
+    labels: list[str]
+
+
+class LimitsOut(BaseModel):
+    """The limits in force (``emoscope serve`` options of the same names)."""
+
+    max_batch: int
+    max_utterances: int
+    max_text_chars: int
+    max_body_bytes: int
+    concurrency: int
+    max_queue: int
+
+
+class ModelsResponse(BaseModel):
+    """What this server serves."""
+
+    recognizer: RecognizerOut
+    default_taxonomy: str = Field(description="Taxonomy of responses when none is requested.")
+    taxonomies: list[TaxonomyOut]
+    limits: LimitsOut
+    version: str
+
+
+class HealthResponse(BaseModel):
+    """Service status."""
+
+    status: str = Field(description="'ok' once the recogniser is loaded.")
+    recognizer: str | None
+    version: str
+
+
+class ErrorOut(BaseModel):
+    """An error that is not a validation error (413, 503)."""
+
+    detail: str
+
+
+# ------------------------------------------------------------------------------------------
+# The shared service state
+# ------------------------------------------------------------------------------------------
+
+
+class _Busy(Exception):
+    pass
+
+
+class _Service:
+    """The loaded recogniser, the thread limiter and the in-flight counter."""
+
+    def __init__(self, config: ServeConfig, recognizer: Recognizer | None) -> None:
+        self.config = config
+        self.recognizer = recognizer
+        self.limiter = anyio.CapacityLimiter(config.concurrency)
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._warm = False
+        self._views: dict[str, Recognizer | None] = {}
+        self.in_flight = 0
+
+    def load(self) -> None:
+        """Load the recogniser (unless given) and run one prediction to warm it up."""
+        with self._load_lock:
+            if self.recognizer is not None and self._warm:
+                return
+            rec = self.recognizer
+            if rec is None:
+                from emoscope.recognizers.base import load_recognizer
+
+                name = self.config.recognizer
+                if name is None:
+                    from emoscope.cli import default_recognizer_name
+
+                    name = default_recognizer_name()
+                rec = load_recognizer(name)
+            rec.predict(["warm-up"])  # lazy first-call set-up happens before requests arrive
+            self.recognizer, self._warm = rec, True
+
+    def require(self) -> Recognizer:
+        if self.recognizer is None:  # only when the app runs without its lifespan
+            self.load()
+        assert self.recognizer is not None
+        return self.recognizer
+
+    def for_taxonomy(self, taxonomy: Taxonomy | None) -> tuple[Recognizer, Taxonomy | None]:
+        """The recogniser to call and the taxonomy its predictions still need mapping to."""
+        rec = self.require()
+        if taxonomy is None:
+            return rec, None
+        key = taxonomy.name
+        if key not in self._views:
+            self._views[key] = native_view(rec, taxonomy)
+        view = self._views[key]
+        return (view, None) if view is not None else (rec, taxonomy)
+
+    def default_taxonomy(self) -> str:
+        return self.config.taxonomy or self.require().taxonomy.name
+
+    async def run(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in a worker thread; refuse when too many requests are waiting."""
+        with self._lock:
+            if self.in_flight >= self.config.concurrency + self.config.max_queue:
+                raise _Busy
+            self.in_flight += 1
+        try:
+            return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def _limit_error(loc: Sequence[str | int], message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "limit_exceeded", "loc": ("body", *loc), "msg": message, "input": None}]
+    )
+
+
+def _check_texts(texts: Sequence[str], field: str, max_chars: int, single: bool = False) -> None:
+    """Reject over-long and empty texts; ``single`` means the field holds one text."""
+    for i, text in enumerate(texts):
+        name = field if single else f"{field}[{i}]"
+        loc: tuple[str | int, ...] = (field,) if single else (field, i)
+        if len(text) > max_chars:
+            raise _limit_error(
+                loc,
+                f"{name} has {len(text):,} characters; the limit is {max_chars:,} "
+                "characters per text (max_text_chars)",
+            )
+        if not text.strip():
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("body", *loc),
+                        "msg": f"{name} is empty; expected some text",
+                        "input": text,
+                    }
+                ]
+            )
+
+
+def _request_taxonomy(name: str | None) -> Taxonomy | None:
+    if name is None:
+        return None
+    try:
+        return get_taxonomy(name)
+    except ValueError as e:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "taxonomy"), "msg": str(e), "input": name}]
+        ) from None
+
+
+def _predict(
+    rec: Recognizer, inputs: Sequence[str | Dialogue], taxonomy: Taxonomy | None
+) -> list[EmotionPrediction]:
+    preds = rec.predict(list(inputs))
+    if taxonomy is None:
+        return preds
+    from emoscope.evaluate import map_prediction
+
+    return [map_prediction(p, taxonomy) for p in preds]
+
+
+# ------------------------------------------------------------------------------------------
+# Body size limit (pure ASGI, so that it also catches chunked bodies without Content-Length)
+# ------------------------------------------------------------------------------------------
+
+
+class BodySizeLimit:
+    """ASGI middleware answering 413 to request bodies larger than ``max_bytes``.
+
+    A declared ``Content-Length`` over the limit is refused before the body is read; a body
+    sent without one (chunked) is counted as it arrives and refused when it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self, size: str) -> str:
+        return (
+            f"request body is {size} bytes; the limit is {self.max_bytes:,} bytes (max_body_bytes)"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", []):
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await self._reject(send, self._message(f"{declared:,}"))
+                    return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # An HTTPException passes through FastAPI's body parsing unchanged and
+                    # becomes a 413 response in Starlette's exception middleware.
+                    raise HTTPException(413, self._message(f"more than {self.max_bytes:,}"))
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    @staticmethod
+    async def _reject(send: Send, message: str) -> None:
+        body = json.dumps({"detail": message}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+# ------------------------------------------------------------------------------------------
+# The app
+# ------------------------------------------------------------------------------------------
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorOut, "description": "The request body is over max_body_bytes."},
+    503: {"model": ErrorOut, "description": "Too many requests are waiting (max_queue)."},
+}
+# The page is same-origin only: no CDN, no inline scripts.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def _taxonomy_out(tax: Taxonomy) -> TaxonomyOut:
+    return TaxonomyOut(
+        name=tax.name,
+        multi_label=tax.multi_label,
+        neutral=tax.neutral,
+        labels=[
+            LabelOut(
+                name=lab,
+                vad=[float(x) for x in tax.vad_of(lab)],
+                group=lab if tax.name == "ekman" else map_label(lab, tax, "ekman"),
+            )
+            for lab in tax.labels
+        ],
+    )
+
+
+def create_app(
+    config: ServeConfig | None = None, *, recognizer: Recognizer | None = None
+) -> FastAPI:
+    """Build the FastAPI app.
+
+    Args:
+        config: limits and the recogniser to load (default :class:`ServeConfig`).
+        recognizer: an already built recogniser to serve instead of loading
+            ``config.recognizer``.
+
+    The recogniser is loaded when the app starts (its lifespan), not here, so building the
+    app (e.g. to export the OpenAPI schema) is cheap.
+    """
+    config = config or ServeConfig()
+    service = _Service(config, recognizer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(service.load)
+        yield
+
+    app = FastAPI(
+        title="emoscope",
+        version=__version__,
+        summary="Emotion recognition for texts and conversations.",
+        description=(
+            "Recognise emotions in texts and dialogues. Predictions follow emoscope's "
+            "EmotionPrediction schema: a probability per label of a taxonomy, the predicted "
+            "labels, a confidence and valence/arousal/dominance on [-1, 1].\n\n"
+            "Limits (emoscope serve options): max_batch texts per /v1/analyze request, "
+            "max_utterances per /v1/dialogue request, max_text_chars per text (422 when "
+            "exceeded); max_body_bytes per request body (413). GET /v1/models lists the "
+            "values in force."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.exception_handler(_Busy)
+    async def _busy(_: Request, __: Exception) -> JSONResponse:
+        limit = config.concurrency + config.max_queue
+        return JSONResponse(
+            {
+                "detail": f"server busy: {limit} requests are already running or waiting; "
+                f"the limit is concurrency + max_queue = {limit}"
+            },
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(EmoscopeError)
+    async def _bad_input(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.post(
+        "/v1/analyze",
+        response_model=AnalyzeResponse,
+        response_model_exclude_unset=True,
+        responses=_ERRORS,
+        summary="Recognise the emotions of one or more texts",
+        tags=["predict"],
+    )
+    async def analyze(req: AnalyzeRequest) -> AnalyzeResponse:
+        """Predict each text on its own (no context); ``texts`` keeps the input order."""
+        texts = req.items()
+        field = "text" if req.text is not None else "texts"
+        if len(texts) > config.max_batch:
+            raise _limit_error(
+                ("texts",),
+                f"{len(texts):,} texts; the limit is {config.max_batch:,} texts per request "
+                "(max_batch)",
+            )
+        _check_texts(texts, field, config.max_text_chars, single=req.text is not None)
+        tax = _request_taxonomy(req.taxonomy or config.taxonomy)
+        rec, mapping = service.for_taxonomy(tax)
+        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, texts, mapping))
+        return AnalyzeResponse(
+            recognizer=rec.name,
+            taxonomy=tax.name if tax else rec.taxonomy.name,
+            predictions=[PredictionOut.from_prediction(p) for p in preds],
+        )
+
+    @app.post(
+        "/v1/dialogue",
+        response_model=DialogueResponse,
+        response_model_exclude_unset=True,
+        responses=_ERRORS,
+        summary="Recognise the emotion of every utterance of a conversation",
+        tags=["predict"],
+    )
+    async def dialogue(req: DialogueRequest) -> DialogueResponse:
+        """Each utterance is read in the context of the turns before it."""
+        if len(req.utterances) > config.max_utterances:
+            raise _limit_error(
+                ("utterances",),
+                f"{len(req.utterances):,} utterances; the limit is {config.max_utterances:,} "
+                "utterances per dialogue (max_utterances)",
+            )
+        _check_texts([u.text for u in req.utterances], "utterances", config.max_text_chars)
+        tax = _request_taxonomy(req.taxonomy or config.taxonomy)
+        d = Dialogue([Utterance(u.text, u.speaker, u.id) for u in req.utterances], id=req.id)
+        rec, mapping = service.for_taxonomy(tax)
+        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, [d], mapping))
+        return DialogueResponse(
+            recognizer=rec.name,
+            taxonomy=tax.name if tax else rec.taxonomy.name,
+            id=req.id,
+            speakers=d.speakers,
+            utterances=[
+                UtteranceOut(
+                    index=i,
+                    speaker=u.speaker,
+                    text=u.text,
+                    id=u.id,
+                    prediction=PredictionOut.from_prediction(p),
+                )
+                for i, (u, p) in enumerate(zip(d.utterances, preds, strict=True))
+            ],
+        )
+
+    @app.get("/v1/models", response_model=ModelsResponse, tags=["info"])
+    async def models() -> ModelsResponse:
+        """The served recogniser, the taxonomies it can answer in, and the limits."""
+        rec = service.require()
+        return ModelsResponse(
+            recognizer=RecognizerOut(
+                name=rec.name, taxonomy=rec.taxonomy.name, labels=list(rec.labels)
+            ),
+            default_taxonomy=service.default_taxonomy(),
+            taxonomies=[_taxonomy_out(t) for t in TAXONOMIES.values()],
+            limits=LimitsOut(
+                **{k: v for k, v in asdict(config).items() if k in LimitsOut.model_fields}
+            ),
+            version=__version__,
+        )
+
+    @app.get(
+        "/healthz",
+        response_model=HealthResponse,
+        responses={503: {"model": HealthResponse, "description": "Still loading."}},
+        tags=["info"],
+    )
+    async def healthz() -> Any:
+        """``ok`` when the recogniser is loaded and requests can be served."""
+        rec = service.recognizer
+        body = HealthResponse(
+            status="ok" if rec is not None else "loading",
+            recognizer=None if rec is None else rec.name,
+            version=__version__,
+        )
+        if rec is None:
+            return JSONResponse(body.model_dump(), status_code=503)
+        return body
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    return app
+
+
+def openapi_json(app: FastAPI | None = None) -> str:
+    """The OpenAPI schema of the app (default configuration) as stable, indented JSON."""
+    schema = (app or create_app()).openapi()
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def write_openapi(path: str | Path) -> Path:
+    """Write the OpenAPI schema of the default app to ``path`` (atomically)."""
+    write_text(path, openapi_json())
+    return Path(path)
