@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from emoscope import Dialogue, Utterance
+from emoscope.errors import EmoscopeError
 from emoscope.recognizers.encoder import EncoderRecognizer
 from emoscope.training import TrainConfig, train
 
@@ -133,6 +134,52 @@ def test_training_is_reproducible(
         EncoderRecognizer(tmp_path / "a").model.heads["meld"].weight,
         EncoderRecognizer(tmp_path / "b").model.heads["meld"].weight,
     )
+
+
+def test_curriculum_orders_conversation_units_easy_to_hard(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path: Path
+) -> None:
+    from emoscope.curriculum import dialogue_difficulty
+    from emoscope.datasets import load_dataset
+
+    base = {
+        "base_model": str(tiny_base_model),
+        "data_root": str(mini_data_root),
+        "epochs": 3,
+        "batch_size": 8,
+        "n_frozen_layers": 2,
+        "max_seq_length": 16,
+        "max_turns": 4,
+        "tasks": ("meld", "goemotions"),
+    }
+    log = train(TrainConfig(**base, curriculum="speaker-weighted"), tmp_path / "c")
+    # The difficulty of every training unit (dialogue windows of max_turns), computed apart.
+    ds = load_dataset("meld", "train", mini_data_root)
+    assert ds.dialogues is not None
+    diffs: list[float] = []
+    pos = 0
+    for d in ds.dialogues:
+        labels = [e.label for e in ds.examples[pos : pos + len(d)]]
+        pos += len(d)
+        for s in range(0, len(d), 4):
+            part = d.utterances[s : s + 4]
+            diffs.append(dialogue_difficulty(labels[s : s + 4], [u.speaker for u in part], "meld"))
+    n = len(diffs)
+    seen = [e["curriculum"] for e in log["epochs"]]
+    assert all(set(c) == {"meld"} for c in seen)  # text-only tasks are not scheduled
+    # 2 buckets: the easier half first, then everything.
+    assert [c["meld"]["units"] for c in seen] == [n // 2, n, n]
+    assert seen[0]["meld"]["max_difficulty"] == pytest.approx(sorted(diffs)[n // 2 - 1])
+    assert seen[1]["meld"]["max_difficulty"] == pytest.approx(max(diffs))
+    assert max(diffs) > sorted(diffs)[n // 2 - 1]  # the fixture really has harder dialogues
+    assert log["config"]["curriculum"] == "speaker-weighted"
+
+    plain = train(TrainConfig(**base), tmp_path / "p")
+    assert "curriculum" not in plain["epochs"][0]
+    assert plain["epochs"][0]["train_loss"] != log["epochs"][0]["train_loss"]
+
+    with pytest.raises(EmoscopeError, match="unknown curriculum strategy 'hardest'"):
+        train(TrainConfig(**base, curriculum="hardest"), tmp_path / "x")
 
 
 def test_cli_trains_on_a_users_csv(tiny_base_model: Path, tmp_path: Path) -> None:

@@ -70,14 +70,28 @@ def default_recognizer_name() -> str:
     return "default" if ready else "lexicon"
 
 
-def _load_recognizer(name: str | None) -> Recognizer:
+def _load_recognizer(name: str | None, **options: str) -> Recognizer:
     from emoscope.recognizers import load_recognizer
 
     if name is None:
         name = default_recognizer_name()
         if name != "default":
             _note(f"the default model is not installed; using the {name!r} recogniser")
-    return load_recognizer(name)
+    return load_recognizer(name, **options)
+
+
+def _recognizer_options(args: Sequence[str]) -> dict[str, str]:
+    """Extra ``--name VALUE`` pairs of ``eval`` as recogniser keyword arguments (strings)."""
+    out: dict[str, str] = {}
+    it = iter(args)
+    for flag in it:
+        value = next(it, None)
+        if not flag.startswith("--") or len(flag) < 3 or value is None or value.startswith("--"):
+            raise EmoscopeError(
+                f"unexpected argument {flag!r}; recogniser options look like '--name VALUE'"
+            )
+        out[flag[2:].replace("-", "_")] = value
+    return out
 
 
 def _fmt_vad(vad: Sequence[float] | None) -> str:
@@ -294,8 +308,9 @@ def _dataset_from_file(path: Path, taxonomy: str | None) -> Dataset:
     return read_labelled_file(path, taxonomy)
 
 
-@app.command("eval")
+@app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def eval_(
+    ctx: typer.Context,
     recognizer: RecognizerOpt = None,
     dataset: Annotated[
         str | None,
@@ -343,7 +358,11 @@ def eval_(
         ),
     ] = None,
 ) -> None:
-    """Evaluate a recogniser on a dataset; print the scores and write a report folder."""
+    """Evaluate a recogniser on a dataset; print the scores and write a report folder.
+
+    Further ``--name VALUE`` options go to the recogniser, e.g. ``--recognizer llm --backend hf
+    --model PATH --prompt prc --retrieve 3``.
+    """
     from emoscope.evaluate import evaluate
     from emoscope.report import format_table, write_report
 
@@ -356,7 +375,7 @@ def eval_(
     else:
         assert dataset_file is not None
         data = _dataset_from_file(dataset_file, taxonomy)
-    rec = _load_recognizer(recognizer)
+    rec = _load_recognizer(recognizer, **_recognizer_options(ctx.args))
     result = evaluate(rec, data, batch_size=batch_size, progress=progress, limit=limit)
     typer.echo(format_table(result), nl=False)
     folder = out or Path("runs", "eval", f"{_slug(rec.name)}-{_slug(data.name)}-{data.split}")
@@ -459,7 +478,13 @@ def train(
 
 # Feature modules add their own subcommands: each has ``register(app: typer.Typer) -> None`` and
 # keeps heavy imports inside its command functions so that start-up stays fast.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = (
+    "emoscope.cli_llm",
+    "emoscope.cli_retrieval",
+    "emoscope.cli_inside",
+    "emoscope.serve.cli",
+    "emoscope.annotate",
+)
 
 
 def _register_feature_commands() -> None:

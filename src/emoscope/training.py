@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from torch import nn
 
 from emoscope import __version__
 from emoscope._io import write_json
+from emoscope.curriculum import BucketSchedule, CurriculumConfig
 from emoscope.datasets import load_dataset, read_labelled_file
 from emoscope.datasets.base import Dataset
 from emoscope.errors import EmoscopeError
@@ -51,7 +52,9 @@ from emoscope.recognizers.encoder import (
     save_model,
 )
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "refit_vad_head", "train"]
+
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
 _log = logging.getLogger(__name__)
 
@@ -90,6 +93,10 @@ class TrainConfig:
     task_weights: dict[str, float] = field(default_factory=dict)
     # At most this many training units of a task per epoch (a fresh random subset each epoch).
     max_per_epoch: dict[str, int] = field(default_factory=dict)
+    # Easy-to-hard curriculum over the dialogue units of conversation tasks (MELD, EmoryNLP):
+    # "none", "emotion-shift" or "speaker-weighted" (emoscope.curriculum; PRC-Emo's schedule of
+    # 2 buckets, one added per epoch, then the full data). Text-only tasks are unaffected.
+    curriculum: str = "none"
 
 
 @dataclass
@@ -107,6 +114,9 @@ class _Task:
     train: list[_Unit]
     dev: list[_Unit]
     dev_size: int = 0
+    # Set for conversation tasks under a curriculum: which train units each epoch uses.
+    schedule: BucketSchedule | None = None
+    difficulty: list[float] | None = None
 
 
 class _TextCache:
@@ -283,16 +293,50 @@ def _batches(units: list[_Unit], size: int, rng: random.Random | None) -> list[l
     return batches
 
 
-def _epoch_units(task: _Task, tc: TrainConfig, rng: random.Random) -> list[_Unit]:
+def _curriculum(tasks: list[_Task], strategy: str) -> None:
+    """Attach a bucket schedule to every single-label conversation task (dialogue units).
+
+    A unit (a dialogue window of up to ``max_turns`` turns) is scored from its gold labels and
+    speaker numbers; speakers past ``n_speakers`` share numbers, as they do for the model.
+    """
+    cc = CurriculumConfig(strategy=strategy)  # validates the name
+    if strategy == "none":
+        return
+    for t in tasks:
+        if t.head.kind != "single" or t.head.taxonomy is None:
+            continue
+        if not any(len(u.texts) > 1 for u in t.train):
+            continue  # standalone texts: no dialogue, no shifts to order by
+        t.difficulty = [cc.difficulty(u.targets, u.speakers, t.head.taxonomy) for u in t.train]
+        t.schedule = cc.schedule(t.difficulty)
+
+
+def _epoch_units(task: _Task, tc: TrainConfig, rng: random.Random, epoch: int = 0) -> list[_Unit]:
+    units = (
+        task.train
+        if task.schedule is None
+        else [task.train[i] for i in task.schedule.visible(epoch)]
+    )
     cap = tc.max_per_epoch.get(task.head.name)
-    if cap is None or cap >= len(task.train):
-        return task.train
-    return rng.sample(task.train, cap)
+    if cap is None or cap >= len(units):
+        return units
+    return rng.sample(units, cap)
+
+
+def _curriculum_stats(task: _Task, epoch: int) -> dict[str, Any]:
+    assert task.schedule is not None and task.difficulty is not None
+    seen = task.schedule.visible(epoch)
+    return {"units": len(seen), "max_difficulty": max(task.difficulty[i] for i in seen)}
 
 
 def _forward(
     model: EmotionEncoder, cache: _TextCache, batch: list[_Unit], head: str
 ) -> torch.Tensor:
+    return model.head_logits(_features(model, cache, batch), head)
+
+
+def _features(model: EmotionEncoder, cache: _TextCache, batch: list[_Unit]) -> torch.Tensor:
+    """The ``[utterance; context]`` features of every utterance of a batch, in order."""
     text_ids = sorted({t for u in batch for t in u.texts})
     where = {t: i for i, t in enumerate(text_ids)}
     vectors = cache.vectors(model, text_ids)
@@ -305,8 +349,7 @@ def _forward(
         offset += len(u.texts)
         speakers.append(u.speakers)
         outputs.append(len(u.texts))
-    feats = model.contextualise(vectors[rows], windows, speakers, outputs)
-    return model.head_logits(feats, head)
+    return model.contextualise(vectors[rows], windows, speakers, outputs)
 
 
 def _loss(kind: str, out: torch.Tensor, batch: list[_Unit]) -> torch.Tensor:
@@ -374,6 +417,53 @@ def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, f
     }
 
 
+@torch.inference_mode()
+def _all_features(
+    model: EmotionEncoder, cache: _TextCache, units: list[_Unit]
+) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    feats: list[np.ndarray] = []
+    targets: list[Any] = []
+    for batch in _batches(units, 256, None):
+        feats.append(_features(model, cache, batch).numpy().astype(np.float64))
+        targets.extend(t for u in batch for t in u.targets)
+    return np.concatenate(feats, 0), np.asarray(targets, dtype=np.float64)
+
+
+def refit_vad_head(
+    model: EmotionEncoder, cache: _TextCache, task: _Task, alphas: Sequence[float] = RIDGE_ALPHAS
+) -> dict[str, Any]:
+    """Replace the VAD head by the ridge regression of the targets on the final features.
+
+    The head trained jointly with the classification heads sees tiny MSE gradients next to the
+    cross-entropy of the other tasks; a closed-form ridge fit on the trained features (alpha
+    chosen on dev by mean Pearson r) is the best linear head for them. Kept only if it improves
+    the dev score. Returns dev scores before and after and the chosen alpha.
+    """
+    x, y = _all_features(model, cache, task.train)
+    xd, yd = _all_features(model, cache, task.dev)
+    head = cast(nn.Linear, model.heads[task.head.name])
+    before = _score(task.head, head(torch.from_numpy(xd).float()).detach().numpy(), list(yd))
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    gram, xty = xc.T @ xc, xc.T @ yc
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in alphas:
+        w = np.linalg.solve(gram + alpha * np.eye(len(gram)), xty)
+        r = _score(task.head, (xd - mx) @ w + my, list(yd))["score"]
+        if best is None or r > best[0]:
+            best = (r, alpha, w)
+    assert best is not None
+    score, alpha, w = best
+    kept = score > before["score"]
+    if kept:
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(w.T).float())
+            head.bias.copy_(torch.from_numpy(my - mx @ w).float())
+    after = _score(task.head, head(torch.from_numpy(xd).float()).detach().numpy(), list(yd))
+    return {"before": before, "after": after, "alpha": alpha, "kept": kept}
+
+
 def _tune_thresholds(out: np.ndarray, targets: list[list[int]], n: int) -> list[float]:
     """Per-label threshold maximising dev F1 of that label (grid 0.05..0.95)."""
     probs = 1 / (1 + np.exp(-out))
@@ -422,6 +512,7 @@ def train(
     )
     cache = _TextCache()
     tasks = _load_tasks(tc, cache, heads_cfg)
+    _curriculum(tasks, tc.curriculum)
     heads_cfg.heads = [t.head for t in tasks]
     label_heads = [t.head for t in tasks if t.head.taxonomy]
     if not label_heads:
@@ -441,10 +532,14 @@ def train(
     ]
     opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
     rng = random.Random(tc.seed)
-    steps_per_epoch = sum(
-        len(_batches(_epoch_units(t, tc, random.Random(0)), tc.batch_size, None)) for t in tasks
+    total = max(
+        1,
+        sum(
+            len(_batches(_epoch_units(t, tc, random.Random(0), e), tc.batch_size, None))
+            for e in range(tc.epochs)
+            for t in tasks
+        ),
     )
-    total = max(1, steps_per_epoch * tc.epochs)
     warm = max(1, int(tc.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
@@ -454,7 +549,9 @@ def train(
     for epoch in range(tc.epochs):
         model.train()
         work = [
-            (t, b) for t in tasks for b in _batches(_epoch_units(t, tc, rng), tc.batch_size, rng)
+            (t, b)
+            for t in tasks
+            for b in _batches(_epoch_units(t, tc, rng, epoch), tc.batch_size, rng)
         ]
         rng.shuffle(work)
         te = time.perf_counter()
@@ -482,12 +579,19 @@ def train(
             "dev": dev,
             "dev_score": score,
         }
+        if tc.curriculum != "none":
+            entry["curriculum"] = {
+                t.head.name: _curriculum_stats(t, epoch) for t in tasks if t.schedule is not None
+            }
         log["epochs"].append(entry)
         say(f"epoch {epoch + 1}: dev score {score:.4f} {dev}")
         if score > best_score:
             best_score, best_state = score, copy.deepcopy(model.trained_state_dict())
     assert best_state is not None
     model.load_state_dict({k: v.half().float() for k, v in best_state.items()}, strict=False)
+    log["vad_refit"] = {
+        t.head.name: refit_vad_head(model, cache, t) for t in tasks if t.head.kind == "vad"
+    }
     log["calibration"] = _calibrate(model, cache, tasks)
     log["seconds"] = {"cache": round(t_cache, 1), "total": round(time.perf_counter() - t0, 1)}
     model.config.training = {
