@@ -29,12 +29,12 @@ import argparse
 import csv
 import hashlib
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from _common import machine_info
 from emoscope import __version__
 from emoscope._io import write_json
 from emoscope.annotate import AnnotateOptions, annotate
@@ -203,15 +203,9 @@ def main() -> None:
             "runs": results,
             "text_outputs_identical_across_engines": identical,
             "all_rows_written": complete,
-            "machine": {
-                "cpus": os.cpu_count(),
-                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "load_average_start": [round(x, 2) for x in load_start],
-                "load_average_end": [round(x, 2) for x in os.getloadavg()],
-                "note": "other jobs were running (see load averages); run under nice -n 15",
-            },
+            "machine": machine_info(
+                load_start, "other jobs were running (see load averages); run under nice -n 15"
+            ),
         },
     )
     shutil.rmtree(args.scratch, ignore_errors=True)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import socket
 import statistics
@@ -40,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from _common import machine_info
 from emoscope import __version__
 from emoscope._io import write_json
 
@@ -264,16 +264,11 @@ def main() -> None:
             "start_seconds": round(start_seconds, 2),
         },
         "bounds": {"seconds_per_phase": args.duration, "max_requests_per_phase": args.max_requests},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_start": [round(x, 2) for x in load_start],
-            "load_average_end": [round(x, 2) for x in os.getloadavg()],
-            "note": "client and server share the machine; other jobs were running "
+        "machine": machine_info(
+            load_start,
+            "client and server share the machine; other jobs were running "
             "(see load averages); the process ran under nice -n 15",
-        },
+        ),
         "texts": "GoEmotions test / MELD test (read in place) when present, else built-in",
         "phases": phases,
         "errors_total": errors,

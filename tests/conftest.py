@@ -1,4 +1,4 @@
-"""Session fixtures shared by the tests: a tiny BERT base model and a miniature data root."""
+"""Fixtures shared by the tests: tiny BERT and Llama models and a miniature data root."""
 
 from __future__ import annotations
 
@@ -6,73 +6,16 @@ import csv
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from inside_helpers import WORDS, build_tiny_bert, build_tiny_llama
+
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-_WORDS = [
-    "i",
-    "am",
-    "so",
-    "happy",
-    "glad",
-    "great",
-    "love",
-    "thanks",
-    "thank",
-    "you",
-    "wonderful",
-    "amazing",
-    "fun",
-    "sad",
-    "sorry",
-    "miss",
-    "cry",
-    "terrible",
-    "awful",
-    "lost",
-    "alone",
-    "angry",
-    "hate",
-    "mad",
-    "stupid",
-    "annoying",
-    "furious",
-    "scared",
-    "afraid",
-    "fear",
-    "worried",
-    "nervous",
-    "wow",
-    "what",
-    "really",
-    "surprise",
-    "oh",
-    "gross",
-    "disgusting",
-    "eww",
-    "okay",
-    "the",
-    "a",
-    "is",
-    "it",
-    "was",
-    "that",
-    "this",
-    "to",
-    "and",
-    "we",
-    "they",
-    "he",
-    "she",
-    "no",
-    "yes",
-    "not",
-    "today",
-    "here",
-    "there",
-]
+# Words of the texts below that the shared vocabulary (inside_helpers.WORDS) lacks.
+_EXTRA_WORDS = ["thanks", "thank", "amazing", "awful", "stupid", "annoying"]
 
 _LEX = {
     "joy": ["happy", "glad", "great", "love", "wonderful", "amazing", "fun"],
@@ -104,23 +47,26 @@ def _sentence(rng: random.Random, label: str) -> str:
 @pytest.fixture(scope="session")
 def tiny_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 4-layer BERT with a WordPiece vocabulary, saved like a Hub model."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
     folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(_WORDS)), ".", ",", "!", "?"]
-    vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(dict.fromkeys(vocab))})
-    config = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
+    return build_tiny_bert(
+        folder, layers=4, hidden=32, max_positions=64, words=[*WORDS, *_EXTRA_WORDS]
     )
-    BertModel(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama with a word-level tokenizer (inside_helpers), one per test module."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def llama(llama_dir: Path) -> Any:
+    """:data:`llama_dir` loaded with :func:`emoscope.activations.load_model`."""
+    from emoscope.activations import load_model
+
+    return load_model(str(llama_dir))
 
 
 @pytest.fixture(scope="session")

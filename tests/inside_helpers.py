@@ -1,4 +1,4 @@
-"""Tiny random models for the tests of activations, probes, steering and stimuli.
+"""Tiny random models for the tests (activations, probes, steering, stimuli; conftest's BERT).
 
 Every model is built from a config with random weights, saved to a folder and loaded back
 through the real ``from_pretrained`` code path by the code under test. The default seed is not
@@ -7,6 +7,7 @@ through the real ``from_pretrained`` code path by the code under test. The defau
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,15 +175,23 @@ def build_tiny_llama(folder: Path, *, layers: int = 4, hidden: int = 64, seed: i
     return folder
 
 
-def build_tiny_bert(folder: Path, *, layers: int = 3, hidden: int = 32, seed: int = 1234) -> Path:
-    """A randomly initialised BERT encoder with a WordPiece vocabulary."""
+def build_tiny_bert(
+    folder: Path,
+    *,
+    layers: int = 3,
+    hidden: int = 32,
+    seed: int = 1234,
+    max_positions: int = 128,
+    words: Sequence[str] = WORDS,
+) -> Path:
+    """A randomly initialised BERT encoder with a WordPiece vocabulary over ``words``."""
     import torch
     import transformers
     from transformers import BertConfig, BertModel
 
     fast_tokenizer: Any = transformers.BertTokenizerFast  # type: ignore[attr-defined]
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(WORDS)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(words)]
     vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
     tok = fast_tokenizer(vocab={w: i for i, w in enumerate(dict.fromkeys(vocab))})
     config = BertConfig(
@@ -191,7 +200,7 @@ def build_tiny_bert(folder: Path, *, layers: int = 3, hidden: int = 32, seed: in
         num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=2 * hidden,
-        max_position_embeddings=128,
+        max_position_embeddings=max_positions,
     )
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)

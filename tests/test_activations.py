@@ -22,7 +22,7 @@ from emoscope.activations import (
     token_activations,
 )
 from emoscope.errors import EmoscopeError
-from inside_helpers import build_tiny_bert, build_tiny_gpt2, build_tiny_llama
+from inside_helpers import build_tiny_bert, build_tiny_gpt2
 
 TEXTS = [
     "i am so happy today !",
@@ -34,18 +34,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def llama(llama_dir: Path) -> LoadedModel:
-    return load_model(str(llama_dir))
 
 
 def test_load_model_kinds(llama: LoadedModel, bert_dir: Path) -> None:

@@ -36,7 +36,7 @@ from emoscope.probe import (
     run_probe,
     zero_shot_baseline,
 )
-from inside_helpers import assert_one_line_error, build_tiny_llama, no_temp_files, run_emoscope
+from inside_helpers import assert_one_line_error, no_temp_files, run_emoscope
 
 
 def _clusters(
@@ -47,16 +47,6 @@ def _clusters(
     y = rng.integers(0, k, n)
     x = centres[y] + rng.normal(size=(n, d))
     return x.astype(np.float32), y
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="module")
-def llama(llama_dir: Path) -> Any:
-    return load_model(str(llama_dir))
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp"])

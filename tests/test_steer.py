@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 import typer  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from emoscope.activations import Activations, layer_modules, load_model  # noqa: E402
+from emoscope.activations import Activations, layer_modules  # noqa: E402
 from emoscope.cli_inside import register  # noqa: E402
 from emoscope.errors import EmoscopeError  # noqa: E402
 from emoscope.steer import (  # noqa: E402
@@ -34,7 +34,6 @@ from emoscope.steer import (  # noqa: E402
 from inside_helpers import (  # noqa: E402
     assert_one_line_error,
     build_tiny_bert,
-    build_tiny_llama,
     no_temp_files,
     run_emoscope,
 )
@@ -159,16 +158,6 @@ def test_plan_sums_directions() -> None:
 
 # --------------------------------------------------------------------------------------------
 # Hooks on a tiny Llama
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="module")
-def llama(llama_dir: Path) -> Any:
-    return load_model(str(llama_dir))
 
 
 def _block_io(llama: Any, layer: int, ids: Any) -> Any:

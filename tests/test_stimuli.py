@@ -501,14 +501,6 @@ def test_generate_texts_and_load_backend() -> None:
 # Real generation path and the CLI
 
 
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch")
-    from inside_helpers import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
 def test_run_ab_through_hf_backend(llama_dir: Path) -> None:
     from emoscope.llm.hf import HFBackend
 

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from emoscope._cli_common import ProgressOpt, RecognizerOpt, TaxonomyOpt, note
 from emoscope._io import atomic_open, write_json
 from emoscope.errors import EmoscopeError
 
@@ -1332,22 +1333,8 @@ def annotate_command(
         str | None,
         typer.Option("--turn-col", help="Column ordering turns (numbers).", show_default=False),
     ] = None,
-    recognizer: Annotated[
-        str | None,
-        typer.Option(
-            "--recognizer",
-            "-r",
-            help="Recogniser name or dotted path 'module:Class'. Default: the fine-tuned model "
-            "if installed, else the lexicon.",
-            show_default=False,
-        ),
-    ] = None,
-    taxonomy: Annotated[
-        str | None,
-        typer.Option(
-            "--taxonomy", "-t", help="Map predictions into this taxonomy.", show_default=False
-        ),
-    ] = None,
+    recognizer: RecognizerOpt = None,
+    taxonomy: TaxonomyOpt = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Rows per chunk.")] = 1000,
     engine: Annotated[
         str, typer.Option("--engine", help="'local' (processes) or 'ray'.")
@@ -1380,9 +1367,7 @@ def annotate_command(
         str,
         typer.Option("--probs", help="'json' (one pred_probs column) or 'columns' (prob_<label>)."),
     ] = "json",
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar.")
-    ] = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Annotate every row of a CSV/JSONL/Parquet file with emotion predictions."""
     opts = AnnotateOptions(
@@ -1396,16 +1381,10 @@ def annotate_command(
         max_chars=max_chars,
         probs=probs,
     )
-
-    def note(message: str) -> None:
-        typer.echo(f"note: {message}", err=True)
-
     if recognizer is None:
-        from emoscope.cli import default_recognizer_name
+        from emoscope.cli import _resolve_recognizer
 
-        name = default_recognizer_name()
-        if name != "default":
-            note(f"the default model is not installed; using the {name!r} recogniser")
+        opts = dataclasses.replace(opts, recognizer=_resolve_recognizer(None))
     res = annotate(
         src, out, opts, engine=engine, workers=workers, resume=resume, bad_rows=bad_rows,
         progress=progress, log=note,

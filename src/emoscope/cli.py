@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emoscope import __version__
+from emoscope._cli_common import (
+    DataRootOpt,
+    LimitOpt,
+    ProgressOpt,
+    RecognizerOpt,
+    ReportFolderOpt,
+    TaxonomyOpt,
+    eval_folder,
+    note,
+)
 from emoscope.errors import EmoscopeError
 
 if TYPE_CHECKING:
@@ -51,10 +60,6 @@ def _stdout() -> Console:
     return Console(soft_wrap=False)
 
 
-def _note(message: str) -> None:
-    typer.echo(f"note: {message}", err=True)
-
-
 def default_recognizer_name() -> str:
     """``"default"`` when the shipped fine-tuned model can be loaded, else ``"lexicon"``.
 
@@ -70,14 +75,19 @@ def default_recognizer_name() -> str:
     return "default" if ready else "lexicon"
 
 
-def _load_recognizer(name: str | None, **options: str) -> Recognizer:
-    from emoscope.recognizers import load_recognizer
-
+def _resolve_recognizer(name: str | None) -> str:
+    """``name``, or the default recogniser's name with a note when the model is not installed."""
     if name is None:
         name = default_recognizer_name()
         if name != "default":
-            _note(f"the default model is not installed; using the {name!r} recogniser")
-    return load_recognizer(name, **options)
+            note(f"the default model is not installed; using the {name!r} recogniser")
+    return name
+
+
+def _load_recognizer(name: str | None, **options: str) -> Recognizer:
+    from emoscope.recognizers import load_recognizer
+
+    return load_recognizer(_resolve_recognizer(name), **options)
 
 
 def _recognizer_options(args: Sequence[str]) -> dict[str, str]:
@@ -102,10 +112,6 @@ def _fmt_top(pred: EmotionPrediction, k: int = 3) -> str:
     return ", ".join(f"{lab} {p:.2f}" for lab, p in pred.top(k))
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "recognizer"
-
-
 def _taxonomy(name: str | None) -> Taxonomy | None:
     from emoscope.labels import get_taxonomy
 
@@ -121,27 +127,7 @@ def _predict(
     return preds if taxonomy is None else [map_prediction(p, taxonomy) for p in preds]
 
 
-RecognizerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--recognizer",
-        "-r",
-        help="Recogniser name (see 'emoscope recognizers') or dotted path 'module:Class'. "
-        "Default: the fine-tuned model if installed, else the lexicon.",
-        show_default=False,
-    ),
-]
-TaxonomyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--taxonomy", "-t", help="Map predictions into this taxonomy.", show_default=False
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")]
-DataRootOpt = Annotated[
-    Path | None,
-    typer.Option("--data-root", help="Folder holding the datasets.", show_default=False),
-]
 
 
 # ------------------------------------------------------------------------------------------
@@ -297,7 +283,7 @@ def dialogue(
                 )  # fmt: skip
             console.print(table)
     if out is not None:
-        _note(f"wrote {out}")
+        note(f"wrote {out}")
 
 
 def _dataset_from_file(path: Path, taxonomy: str | None) -> Dataset:
@@ -319,26 +305,11 @@ def eval_(
         ),
     ] = None,
     split: Annotated[str, typer.Option("--split", "-s", help="Dataset split.")] = "test",
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit", "-n", min=1, help="Score only the first N examples.", show_default=False
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Report folder [default: runs/eval/REC-DATASET-SPLIT].",
-            show_default=False,
-        ),
-    ] = None,
+    limit: LimitOpt = None,
+    out: ReportFolderOpt = None,
     data_root: DataRootOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per batch.")] = 64,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar.")
-    ] = True,
+    progress: ProgressOpt = True,
     dataset_file: Annotated[
         Path | None,
         typer.Option(
@@ -378,9 +349,9 @@ def eval_(
     rec = _load_recognizer(recognizer, **_recognizer_options(ctx.args))
     result = evaluate(rec, data, batch_size=batch_size, progress=progress, limit=limit)
     typer.echo(format_table(result), nl=False)
-    folder = out or Path("runs", "eval", f"{_slug(rec.name)}-{_slug(data.name)}-{data.split}")
+    folder = out or eval_folder(rec.name, data.name, data.split)
     write_report(result, folder)
-    _note(f"wrote the report to {folder}")
+    note(f"wrote the report to {folder}")
 
 
 @app.command()
@@ -470,10 +441,10 @@ def train(
         tc.base_model = base_model
     from emoscope.training import train as run_training
 
-    log = run_training(tc, out, progress=_note)
+    log = run_training(tc, out, progress=note)
     best = max(log["epochs"], key=lambda e: e["dev_score"])
-    _note(f"best epoch {best['epoch']}: dev score {best['dev_score']:.4f}")
-    _note(f"wrote {out} in {log['seconds']['total']:.0f}s")
+    note(f"best epoch {best['epoch']}: dev score {best['dev_score']:.4f}")
+    note(f"wrote {out} in {log['seconds']['total']:.0f}s")
 
 
 # Feature modules add their own subcommands: each has ``register(app: typer.Typer) -> None`` and

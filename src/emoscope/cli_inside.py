@@ -13,13 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
+from emoscope._cli_common import DataRootOpt, note
 from emoscope.errors import EmoscopeError
 
 __all__ = ["probe_command", "register", "steer_command", "stimuli_command"]
-
-
-def _note(message: str) -> None:
-    typer.echo(f"note: {message}", err=True)
 
 
 def _parse_ints(text: str, what: str) -> list[int]:
@@ -60,10 +57,6 @@ ModelOpt = Annotated[
     ),
 ]  # fmt: skip
 DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device.")]
-DataRootOpt = Annotated[
-    Path | None,
-    typer.Option("--data-root", help="Folder holding the datasets.", show_default=False),
-]
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,7 +148,7 @@ def probe_command(
         test_split=test_split, seed=seed, batch_size=batch_size, max_length=max_length,
         class_weight=class_weight, chat_format=chat_format or bool(systems), data_root=data_root,
         device=device, activations_dir=out / "activations" if stream else None, n_boot=n_boot,
-        zero_shot_backend=backend, zero_shot_limit=zero_shot_limit, progress=_note,
+        zero_shot_backend=backend, zero_shot_limit=zero_shot_limit, progress=note,
     )  # fmt: skip
     report = run.report
     n = min(analysis_n, len(run.data.test_texts))
@@ -179,7 +172,7 @@ def probe_command(
         baselines=[{"majority class": report["majority_baseline"]}],
     )  # fmt: skip
     _print_probe_table(report)
-    _note(f"wrote {out / 'probe.json'} and {out / 'layer_curve.png'}")
+    note(f"wrote {out / 'probe.json'} and {out / 'layer_curve.png'}")
 
 
 def _print_probe_table(report: dict[str, Any]) -> None:
@@ -334,11 +327,11 @@ def steer_command(
     if directions is not None:
         dirs = EmotionDirections.load(directions)
     else:
-        _note(f"computing {method} directions from the elicitation prompts")
+        note(f"computing {method} directions from the elicitation prompts")
         dirs = build_directions(lm, method=method, layers=chosen, chat=chat, seed=seed)
     if save_directions is not None:
         dirs.save(save_directions)
-        _note(f"wrote {save_directions}")
+        note(f"wrote {save_directions}")
     plan = dirs.plan(weights, chosen)
     result: dict[str, Any] = {"model": lm.name, "weights": weights, "layers": chosen,
                               "positions": positions, "method": dirs.method}  # fmt: skip
@@ -389,7 +382,7 @@ def steer_command(
             typer.echo(f"{r['alpha']:>6g}  {acc:>15.3f}  {ppl:>19.2f}")
     if out is not None:
         write_json(out, result)
-        _note(f"wrote {out}")
+        note(f"wrote {out}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,7 +442,7 @@ def stimuli_command(
         t = load_task(task, root=data_root, language=language, limit=limit, revise=revise)
         ab = run_ab(
             llm, t, stimuli, heart=heart, batch_size=batch_size, n_boot=n_boot, seed=seed,
-            keep_outputs=keep_outputs, progress=_note,
+            keep_outputs=keep_outputs, progress=note,
         )  # fmt: skip
         typer.echo(
             f"task {ab.task}: {ab.n_items} items, plain-prompt score {ab.baseline_score:.3f}"
@@ -462,7 +455,7 @@ def stimuli_command(
         result = ab.to_dict()
     if out is not None:
         write_json(out, result)
-        _note(f"wrote {out}")
+        note(f"wrote {out}")
 
 
 def _benchmark_run(

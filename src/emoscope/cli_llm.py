@@ -10,13 +10,20 @@ Heavy imports happen inside the commands.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from emoscope._cli_common import (
+    DataRootOpt,
+    LimitOpt,
+    ProgressOpt,
+    ReportFolderOpt,
+    eval_folder,
+    note,
+)
 from emoscope.errors import EmoscopeError
 
 if TYPE_CHECKING:
@@ -76,14 +83,6 @@ def usage_summary(predictions: Sequence[EmotionPrediction]) -> dict[str, Any]:
     }
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "llm"
-
-
-def _note(message: str) -> None:
-    typer.echo(f"note: {message}", err=True)
-
-
 BackendOpt = Annotated[str, typer.Option("--backend", help="LLM backend: hf or openai.")]
 ModelOpt = Annotated[
     str,
@@ -113,10 +112,6 @@ StoreOpt = Annotated[
         help="Demonstration store folder [default: built from the taxonomy's training set].",
         show_default=False,
     ),
-]
-DataRootOpt = Annotated[
-    Path | None,
-    typer.Option("--data-root", help="Folder holding the datasets.", show_default=False),
 ]
 
 
@@ -151,19 +146,8 @@ def llm_eval(
         str | None,
         typer.Option("--template", help="Prompt template name or TOML file.", show_default=False),
     ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", "-n", min=1, help="Score only the first N examples."),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Report folder [default: runs/eval/NAME-DATASET-SPLIT].",
-            show_default=False,
-        ),
-    ] = None,
+    limit: LimitOpt = None,
+    out: ReportFolderOpt = None,
     data_root: DataRootOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts per call.")] = 8,
     cache_dir: Annotated[
@@ -225,9 +209,7 @@ def llm_eval(
         str | None,
         typer.Option(help="openai: server of the stage-1 model if different.", show_default=False),
     ] = None,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar.")
-    ] = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Evaluate the LLM recogniser (PRC-Emo prompts) on a dataset and write a report."""
     from emoscope._io import atomic_open, write_json
@@ -287,7 +269,7 @@ def llm_eval(
         f"completion {usage['completion_tokens']}, stage-1 "
         f"{usage['stage1_prompt_tokens']}+{usage['stage1_completion_tokens']}"
     )
-    folder = out or Path("runs", "eval", f"{_slug(rec.name)}-{_slug(data.name)}-{data.split}")
+    folder = out or eval_folder(rec.name, data.name, data.split, empty="llm")
     write_report(result, folder)
     write_json(
         folder / "llm.json",
@@ -317,7 +299,7 @@ def llm_eval(
                 "parse_failed": pred.cues.get("parse_failed"),
             }
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    _note(f"wrote the report to {folder}")
+    note(f"wrote the report to {folder}")
 
 
 def llm_train(
@@ -425,20 +407,18 @@ def llm_train(
         load_in_4bit=load_in_4bit,
         gradient_checkpointing=gradient_checkpointing,
     )
-    log = train_sft(config, out, progress=_note)
-    _note(
+    log = train_sft(config, out, progress=note)
+    note(
         f"answer loss {log['loss_before']:.4f} -> {log['loss_after']:.4f} on {log['probe_items']} "
         f"items; wrote {out} in {log['seconds']:.0f}s"
     )
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``llm-eval`` and ``llm-train`` to ``app``, and the ``llm`` recogniser to the registry.
+    """Add ``llm-eval`` and ``llm-train`` to ``app``.
 
-    Importing :mod:`emoscope.recognizers.llm` (light: no torch, no httpx) registers ``"llm"``
-    so that ``emoscope eval --recognizer llm`` works (configured by ``EMOSCOPE_LLM_*``).
+    ``emoscope eval --recognizer llm`` needs nothing from here: ``llm`` is a built-in name of the
+    recogniser registry, imported on first use.
     """
-    import emoscope.recognizers.llm  # noqa: F401
-
     app.command("llm-eval")(llm_eval)
     app.command("llm-train")(llm_train)

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from emoscope._cli_common import DataRootOpt
 from emoscope.errors import EmoscopeError
 
 __all__ = ["register"]
@@ -83,10 +84,7 @@ def build(
     dtype: Annotated[
         str, typer.Option("--dtype", help="Precision of the saved vectors: float32 or float16.")
     ] = "float32",
-    data_root: Annotated[
-        Path | None,
-        typer.Option("--data-root", help="Folder holding the datasets.", show_default=False),
-    ] = None,
+    data_root: DataRootOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.")] = 64,
 ) -> None:
     """Build a demonstration store from datasets and files, and save it to --out."""

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from emoscope import cli
 from emoscope.cli_llm import register
+from emoscope.errors import EmoscopeError
 
 
 @pytest.fixture
@@ -23,15 +24,18 @@ def app() -> typer.Typer:
     return a
 
 
-def test_registering_the_cli_registers_the_llm_recognizer(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_llm_is_a_builtin_recognizer_before_its_module_is_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from emoscope.recognizers import base
 
-    # As in a fresh process: the recogniser module not yet imported, "llm" unknown.
+    # As in a fresh process: the recogniser module not yet imported.
     monkeypatch.delitem(base._REGISTRY, "llm", raising=False)
     monkeypatch.delitem(sys.modules, "emoscope.recognizers.llm", raising=False)
-    assert "llm" not in base.available_recognizers()
-    register(typer.Typer())
     assert "llm" in base.available_recognizers()
+    with pytest.raises(EmoscopeError, match="retrieve"):
+        base.load_recognizer("llm", retrieve="three")
+    assert "emoscope.recognizers.llm" in sys.modules
 
 
 def test_emoscope_eval_with_the_llm_recognizer_smoke(

@@ -31,6 +31,7 @@ __all__ = [
     "ResponseCache",
     "cached_generate",
     "check_conversations",
+    "check_request",
     "load_backend",
 ]
 
@@ -102,6 +103,26 @@ def check_conversations(conversations: Sequence[Sequence[Message]]) -> list[list
             msgs.append({"role": role, "content": content})
         out.append(msgs)
     return out
+
+
+def check_request(
+    conversations: Sequence[Sequence[Message]],
+    *,
+    max_new_tokens: int,
+    temperature: float | None = None,
+) -> list[list[dict[str, str]]]:
+    """:func:`check_conversations` plus the generation limits a backend checks before a call.
+
+    Raises:
+        EmoscopeError: bad conversations, ``max_new_tokens`` below 1, or (when given) a
+            negative ``temperature``.
+    """
+    convs = check_conversations(conversations)
+    if max_new_tokens < 1:
+        raise EmoscopeError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if temperature is not None and temperature < 0:
+        raise EmoscopeError(f"temperature must be >= 0, got {temperature}")
+    return convs
 
 
 class ResponseCache:

@@ -22,7 +22,7 @@ from emoscope.llm.base import (
     Message,
     ResponseCache,
     cached_generate,
-    check_conversations,
+    check_request,
 )
 
 __all__ = ["HFBackend", "render_chat", "resolve_model_and_adapter"]
@@ -219,11 +219,23 @@ class HFBackend:
         temperature: float = 0.0,
     ) -> list[Generation]:
         """Answer each conversation (greedy when ``temperature`` is 0)."""
-        convs = check_conversations(conversations)
-        if max_new_tokens < 1:
-            raise EmoscopeError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if temperature < 0:
-            raise EmoscopeError(f"temperature must be >= 0, got {temperature}")
+        return self._generate(conversations, max_new_tokens, temperature, self.model)
+
+    def _generate(
+        self,
+        conversations: Sequence[Sequence[Message]],
+        max_new_tokens: int,
+        temperature: float,
+        model: str,
+        *,
+        without_adapter: bool = False,
+    ) -> list[Generation]:
+        """Check, answer from the cache where possible, generate the rest.
+
+        ``model`` is the id the answers are cached under (:class:`_BaseView` passes the base
+        model's).
+        """
+        convs = check_request(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
         params = {
             "max_new_tokens": max_new_tokens,
             "temperature": temperature,
@@ -231,9 +243,12 @@ class HFBackend:
         }
 
         def run(todo: list[list[dict[str, str]]]) -> list[Generation]:
+            if without_adapter:
+                with self.lm.disable_adapter():
+                    return self._generate_uncached(todo, max_new_tokens, temperature)
             return self._generate_uncached(todo, max_new_tokens, temperature)
 
-        return cached_generate(self.cache, self.model, convs, params, run)
+        return cached_generate(self.cache, model, convs, params, run)
 
     def _generate_uncached(
         self, convs: list[list[dict[str, str]]], max_new_tokens: int, temperature: float
@@ -293,19 +308,9 @@ class _BaseView:
         temperature: float = 0.0,
     ) -> list[Generation]:
         """Answer with the base model (adapter disabled)."""
-        owner = self._owner
-        convs = check_conversations(conversations)
-        params = {
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "chat_template_kwargs": owner.chat_template_kwargs,
-        }
-
-        def run(todo: list[list[dict[str, str]]]) -> list[Generation]:
-            with owner.lm.disable_adapter():
-                return owner._generate_uncached(todo, max_new_tokens, temperature)
-
-        return cached_generate(owner.cache, self.model, convs, params, run)
+        return self._owner._generate(
+            conversations, max_new_tokens, temperature, self.model, without_adapter=True
+        )
 
 
 def _has_tokenizer(folder: str) -> bool:

@@ -31,7 +31,7 @@ from emoscope.llm.base import (
     Message,
     ResponseCache,
     cached_generate,
-    check_conversations,
+    check_request,
 )
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIBackend", "resolve_base_url"]
@@ -172,9 +172,7 @@ class OpenAIBackend:
         temperature: float = 0.0,
     ) -> list[Generation]:
         """Answer each conversation; at most ``concurrency`` requests run at once."""
-        convs = check_conversations(conversations)
-        if max_new_tokens < 1:
-            raise EmoscopeError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        convs = check_request(conversations, max_new_tokens=max_new_tokens)
         params = {"max_tokens": max_new_tokens, "temperature": temperature, **self.extra_body}
 
         def run(todo: list[list[dict[str, str]]]) -> list[Generation]:

@@ -7,22 +7,15 @@ from typing import Annotated
 
 import typer
 
+from emoscope._cli_common import RecognizerOpt
+
 __all__ = ["register"]
 
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port.")] = 8000,
-    recognizer: Annotated[
-        str | None,
-        typer.Option(
-            "--recognizer",
-            "-r",
-            help="Recogniser name or dotted path 'module:Class'. Default: the fine-tuned model "
-            "if installed, else the lexicon.",
-            show_default=False,
-        ),
-    ] = None,
+    recognizer: RecognizerOpt = None,
     taxonomy: Annotated[
         str | None,
         typer.Option(
