@@ -6,6 +6,24 @@ it. Needs ``fastapi`` and ``uvicorn``.
 
 from __future__ import annotations
 
-from emoscope.serve.app import STATIC_DIR, ServeConfig, create_app, openapi_json, write_openapi
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emoscope.serve.app import (
+        STATIC_DIR,
+        ServeConfig,
+        create_app,
+        openapi_json,
+        write_openapi,
+    )
 
 __all__ = ["STATIC_DIR", "ServeConfig", "create_app", "openapi_json", "write_openapi"]
+
+
+def __getattr__(name: str) -> Any:
+    # The CLI imports emoscope.serve.cli on every start; fastapi is loaded only when used.
+    if name in __all__:
+        from emoscope.serve import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'emoscope.serve' has no attribute {name!r}")
