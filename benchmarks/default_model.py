@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +34,12 @@ TARGETS = {
 ECE_TARGET = (0.06, 0.04)
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it (results stay portable)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=str(default_model_path()))
@@ -43,8 +50,8 @@ def main() -> None:
     scores: dict[str, Any] = {}
     runs: dict[str, Any] = {}
 
-    def run(key: str, taxonomy: str, dataset: str, **kw: Any) -> Any:
-        rec = EncoderRecognizer(args.model, taxonomy=taxonomy)
+    def run(key: str, output_taxonomy: str, dataset: str, **kw: Any) -> Any:
+        rec = EncoderRecognizer(args.model, taxonomy=output_taxonomy)
         res = evaluate(rec, load_dataset(dataset, "test", **kw), progress=False)
         runs[key] = {
             "classification": res.classification
@@ -98,7 +105,7 @@ def main() -> None:
     write_json(
         args.out,
         {
-            "model": args.model,
+            "model": _shown(args.model),
             "config": rec.config.to_dict()["training"],
             "scores": {k: round(v, 4) for k, v in scores.items()},
             "targets": verdict,
