@@ -296,6 +296,15 @@ def test_recognizers(run: Run) -> None:
     assert "lexicon" in names and "default" in names and "vader" in names
 
 
+def test_recognizers_says_where_the_base_encoder_comes_from(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMOSCOPE_BASE_MODEL", str(tmp_path))
+    code, out, _ = run("recognizers")
+    assert code == 0
+    assert f"base encoder of the default model: {tmp_path} (from env)" in out
+
+
 def _subprocess(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,

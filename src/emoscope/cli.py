@@ -377,12 +377,15 @@ def datasets(data_root: DataRootOpt = None) -> None:
 @app.command()
 def recognizers() -> None:
     """List the recognisers that can be named with --recognizer."""
+    from emoscope.base_model import resolve_base_model
     from emoscope.recognizers import available_recognizers
 
     default = default_recognizer_name()
     for name in available_recognizers():
         typer.echo(f"{name}  (used by default)" if name == default else name)
     typer.echo("...or a dotted path to your own class, e.g. 'mypackage.module:MyRecognizer'")
+    base = resolve_base_model()
+    typer.echo(f"base encoder of the default model: {base.location} (from {base.source})")
 
 
 @app.command()
