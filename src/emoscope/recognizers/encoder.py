@@ -39,7 +39,7 @@ from torch import nn
 
 from emoscope import __version__
 from emoscope._io import atomic_open, write_json
-from emoscope.base_model import resolve_base_model
+from emoscope.base_model import ResolvedModel, resolve_base_model
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix
 from emoscope.prediction import EmotionPrediction
@@ -142,7 +142,9 @@ class ContextModel(nn.Module):
 class EmotionEncoder(nn.Module):
     """The network: backbone (frozen lower layers), context model and heads."""
 
-    backbone: Any  # a transformers BERT-family model (embeddings + encoder.layer)
+    # A transformers BERT-family model or a recognizers._bert.BertBackbone: both have
+    # embeddings, encoder.layer and config.hidden_size.
+    backbone: Any
 
     def __init__(self, config: EncoderConfig, backbone: Any) -> None:
         super().__init__()
@@ -349,11 +351,14 @@ def pad_batch(chunks: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tenso
 
 
 def load_backbone(base_model: str) -> tuple[nn.Module, Any]:
-    """Load the base encoder and tokenizer through :func:`resolve_base_model`."""
+    """Load the base encoder and tokenizer through :func:`resolve_base_model` with transformers."""
+    return _transformers_backbone(resolve_base_model(base_model))
+
+
+def _transformers_backbone(resolved: ResolvedModel) -> tuple[nn.Module, Any]:
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    resolved = resolve_base_model(base_model)
     hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.location)
@@ -571,7 +576,22 @@ def build_model(config: EncoderConfig) -> tuple[EmotionEncoder, Any]:
     return EmotionEncoder(config, backbone), tokenizer
 
 
-def _load_model(folder: Path) -> tuple[EmotionEncoder, Any]:
+def _inference_backbone(base_model: str, plain_torch: bool) -> tuple[nn.Module, Any]:
+    """The base encoder for inference: a local BERT folder is run by the plain-PyTorch
+    :mod:`emoscope.recognizers._bert` (importing transformers' modeling code takes seconds);
+    anything else, or ``plain_torch=False``, goes through :func:`load_backbone`."""
+    resolved = resolve_base_model(base_model)
+    if plain_torch and resolved.is_local:
+        from emoscope.recognizers._bert import load_bert
+
+        loaded = load_bert(resolved.location)
+        if loaded is not None:
+            return loaded
+    return _transformers_backbone(resolved)
+
+
+def _load_model(folder: Path, *, plain_torch: bool = True) -> tuple[EmotionEncoder, Any]:
+    """Load a saved model for inference (see :func:`_inference_backbone` for the backbone)."""
     from safetensors.torch import load_file
 
     cfg_path = folder / "config.json"
@@ -585,7 +605,8 @@ def _load_model(folder: Path) -> tuple[EmotionEncoder, Any]:
         config = EncoderConfig.from_dict(json.loads(cfg_path.read_text("utf-8")))
     except (ValueError, TypeError) as e:
         raise EmoscopeError(f"{cfg_path}: not a valid emoscope model config: {e}") from e
-    model, tokenizer = build_model(config)
+    backbone, tokenizer = _inference_backbone(config.base_model, plain_torch)
+    model = EmotionEncoder(config, backbone)
     state = {k: v.to(torch.float32) for k, v in load_file(str(weights)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     expected = set(model.trained_state_dict())
