@@ -204,7 +204,7 @@ def main() -> None:
             "text_outputs_identical_across_engines": identical,
             "all_rows_written": complete,
             "machine": machine_info(
-                load_start, "other jobs were running (see load averages); run under nice -n 15"
+                load_start, "the load averages show whether other jobs shared the CPU"
             ),
         },
     )

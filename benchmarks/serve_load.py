@@ -266,8 +266,8 @@ def main() -> None:
         "bounds": {"seconds_per_phase": args.duration, "max_requests_per_phase": args.max_requests},
         "machine": machine_info(
             load_start,
-            "client and server share the machine; other jobs were running "
-            "(see load averages); the process ran under nice -n 15",
+            "client and server share the machine; the load averages show whether other jobs "
+            "shared the CPU",
         ),
         "texts": "GoEmotions test / MELD test (read in place) when present, else built-in",
         "phases": phases,
