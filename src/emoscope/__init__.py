@@ -42,11 +42,16 @@ __all__ = [
 ]
 
 
-def load(path: str | None = None, taxonomy: str | None = None) -> EncoderRecognizer:
-    """Load emoscope's default model (or a model folder saved by ``emoscope train``)."""
+def load(
+    path: str | None = None, taxonomy: str | None = None, backend: str = "torch"
+) -> EncoderRecognizer:
+    """Load emoscope's default model (or a model folder saved by ``emoscope train``).
+
+    ``backend`` is ``torch``, ``onnx`` or ``onnx-int8`` (the last two need ``emoscope[onnx]``).
+    """
     from emoscope.recognizers.encoder import EncoderRecognizer
 
-    return EncoderRecognizer(path, taxonomy=taxonomy)
+    return EncoderRecognizer(path, taxonomy=taxonomy, backend=backend)
 
 
 def __getattr__(name: str) -> Any:

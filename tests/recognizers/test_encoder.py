@@ -102,3 +102,10 @@ def test_shipped_model_loads_offline(monkeypatch) -> None:
     assert preds[1].label == "joy"
     assert all(p.vad is not None for p in preds)
     assert (default_model_path() / "model.safetensors").stat().st_size < 20 * 2**20
+
+
+def test_load_passes_the_backend_on() -> None:
+    import emoscope
+
+    with pytest.raises(EmoscopeError, match="unknown backend 'tpu'"):
+        emoscope.load(backend="tpu")
