@@ -33,9 +33,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="src/emoscope/data/default_model")
     ap.add_argument("--epochs", type=int, default=SETTINGS.epochs)
+    ap.add_argument(
+        "--task-weight",
+        action="append",
+        default=[],
+        metavar="TASK=W",
+        help="loss weight of a task (repeatable), e.g. emobank=20",
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     SETTINGS.epochs = args.epochs
+    for item in args.task_weight:
+        name, _, weight = item.partition("=")
+        SETTINGS.task_weights[name] = float(weight)
     t0 = time.perf_counter()
     log = train(SETTINGS, args.out, progress=lambda m: print(m, flush=True))
     print(
