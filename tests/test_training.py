@@ -13,7 +13,7 @@ import torch
 from emoscope import Dialogue, Utterance
 from emoscope.errors import EmoscopeError
 from emoscope.recognizers.encoder import EncoderRecognizer
-from emoscope.training import TrainConfig, train
+from emoscope.training import RIDGE_ALPHAS, TrainConfig, train
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +53,18 @@ def test_training_writes_a_loadable_model(tiny_trained: tuple[Path, dict]) -> No
     assert cal["temperature"] > 0
     assert cal["after"]["ece"] <= cal["before"]["ece"] + 0.05
     assert len(log["calibration"]["goemotions"]["thresholds"]) == 28
+
+
+def test_vad_head_is_refit_only_when_dev_improves(tiny_trained: tuple[Path, dict]) -> None:
+    _, log = tiny_trained
+    refit = log["vad_refit"]["emobank"]
+    assert refit["alpha"] in RIDGE_ALPHAS
+    if refit["kept"]:
+        assert refit["after"]["score"] > refit["before"]["score"]
+    else:
+        assert refit["after"] == pytest.approx(refit["before"])
+    # calibration reads the head as the refit left it
+    assert log["calibration"]["emobank"]["before"] == pytest.approx(refit["after"])
 
 
 def test_saved_model_predicts_every_head(tiny_trained: tuple[Path, dict]) -> None:

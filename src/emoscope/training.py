@@ -365,16 +365,24 @@ def _loss(kind: str, out: torch.Tensor, batch: list[_Unit]) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _dev_outputs(
-    model: EmotionEncoder, cache: _TextCache, task: _Task
+def _outputs(
+    model: EmotionEncoder, cache: _TextCache, units: list[_Unit], head: str | None
 ) -> tuple[np.ndarray, list[Any]]:
+    """Outputs of ``head`` (or the features when ``None``) for ``units``, with their targets."""
     model.eval()
     outs: list[np.ndarray] = []
     targets: list[Any] = []
-    for batch in _batches(task.dev, 256, None):
-        outs.append(_forward(model, cache, batch, task.head.name).numpy())
+    for batch in _batches(units, 256, None):
+        feats = _features(model, cache, batch)
+        outs.append((feats if head is None else model.head_logits(feats, head)).numpy())
         targets.extend(t for u in batch for t in u.targets)
     return np.concatenate(outs, 0), targets
+
+
+def _dev_outputs(
+    model: EmotionEncoder, cache: _TextCache, task: _Task
+) -> tuple[np.ndarray, list[Any]]:
+    return _outputs(model, cache, task.dev, task.head.name)
 
 
 def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, float]:
@@ -417,17 +425,11 @@ def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, f
     }
 
 
-@torch.inference_mode()
 def _all_features(
     model: EmotionEncoder, cache: _TextCache, units: list[_Unit]
 ) -> tuple[np.ndarray, np.ndarray]:
-    model.eval()
-    feats: list[np.ndarray] = []
-    targets: list[Any] = []
-    for batch in _batches(units, 256, None):
-        feats.append(_features(model, cache, batch).numpy().astype(np.float64))
-        targets.extend(t for u in batch for t in u.targets)
-    return np.concatenate(feats, 0), np.asarray(targets, dtype=np.float64)
+    feats, targets = _outputs(model, cache, units, None)
+    return feats.astype(np.float64), np.asarray(targets, dtype=np.float64)
 
 
 def refit_vad_head(
