@@ -434,12 +434,14 @@ def stimuli_command(
     from emoscope._io import write_json
     from emoscope.stimuli import load_backend, load_task, run_ab
 
-    llm = load_backend(backend, model)
     if stimuli.strip().lower() == "none":
+        llm = load_backend(backend, model)
         result = _benchmark_run(llm, task, language, revise, data_root, limit, batch_size)
         result.pop("correct", None)
     else:
+        # The task first: a bad task name or missing data fails before a model is loaded.
         t = load_task(task, root=data_root, language=language, limit=limit, revise=revise)
+        llm = load_backend(backend, model)
         ab = run_ab(
             llm, t, stimuli, heart=heart, batch_size=batch_size, n_boot=n_boot, seed=seed,
             keep_outputs=keep_outputs, progress=note,
