@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 import torch
 
+from _common import summarise
 from emoscope._io import write_json
 from emoscope.curriculum import STRATEGIES
 from emoscope.datasets import load_dataset
@@ -42,6 +42,7 @@ from emoscope.recognizers.encoder import EncoderRecognizer
 from emoscope.training import TrainConfig, train
 
 DEFAULT_OUT = Path("benchmarks/results/curriculum_ablation.json")
+KEYS = ("dev_weighted_f1", "test_weighted_f1")
 
 
 def run_one(strategy: str, seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -77,20 +78,6 @@ def run_one(strategy: str, seed: int, args: argparse.Namespace, folder: Path) ->
         ],
         "train_seconds": round(train_s, 1),
     }
-
-
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and sample sd (0 for one seed) of dev and test weighted-F1 per strategy."""
-    out: dict[str, Any] = {}
-    for strategy in sorted({r["strategy"] for r in runs}):
-        rows = [r for r in runs if r["strategy"] == strategy]
-        entry: dict[str, Any] = {"seeds": [r["seed"] for r in rows]}
-        for key in ("dev_weighted_f1", "test_weighted_f1"):
-            vals = [float(r[key]) for r in rows]
-            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            entry[key] = {"mean": statistics.fmean(vals), "sd": sd}
-        out[strategy] = entry
-    return out
 
 
 def main() -> None:
@@ -145,8 +132,9 @@ def main() -> None:
                 row = run_one(strategy, seed, args, Path(tmp) / "model")
             print(json.dumps(row), flush=True)
             runs.append(row)
-            write_json(args.out, {"setup": setup, "runs": runs, "summary": summarise(runs)})
-    summary = summarise(runs)
+            summary = summarise(runs, "strategy", KEYS)
+            write_json(args.out, {"setup": setup, "runs": runs, "summary": summary})
+    summary = summarise(runs, "strategy", KEYS)
     for strategy, s in summary.items():
         d, t = s["dev_weighted_f1"], s["test_weighted_f1"]
         print(

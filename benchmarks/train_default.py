@@ -40,9 +40,16 @@ def main() -> None:
         metavar="TASK=W",
         help="loss weight of a task (repeatable), e.g. emobank=20",
     )
+    ap.add_argument(
+        "--soft-targets",
+        action="store_true",
+        help="train GoEmotions on label distributions (KL) instead of sigmoids",
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     SETTINGS.epochs = args.epochs
+    if args.soft_targets:
+        SETTINGS.soft_targets = ("goemotions",)
     for item in args.task_weight:
         name, _, weight = item.partition("=")
         SETTINGS.task_weights[name] = float(weight)

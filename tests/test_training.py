@@ -194,6 +194,56 @@ def test_curriculum_orders_conversation_units_easy_to_hard(
         train(TrainConfig(**base, curriculum="hardest"), tmp_path / "x")
 
 
+def test_soft_target_loss_is_kl_to_the_normalised_label_set() -> None:
+    from emoscope.recognizers.encoder import HeadConfig
+    from emoscope.training import _loss, _Unit
+
+    head = HeadConfig("g", "multi", "goemotions", ["a", "b", "c"], soft_targets=True)
+    out = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 1.0]])
+    batch = [_Unit([0], [0], [[0]]), _Unit([1], [0], [[1, 2]])]
+    p = torch.softmax(out, -1)
+    target = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+    expected = sum(
+        float((t[t > 0] * (t[t > 0].log() - q[t > 0].log())).sum()) for t, q in zip(target, p)
+    ) / 2
+    assert float(_loss(head, out, batch)) == pytest.approx(expected, rel=1e-5)
+    # the second row's targets are matched exactly by equal logits on b and c: only row 1 counts
+    assert float(_loss(head, torch.tensor([[9.0, -9, -9], [-9, 3, 3]]), batch)) < 1e-3
+    # the sigmoid head is scored by binary cross-entropy instead
+    head.soft_targets = False
+    assert float(_loss(head, out, batch)) != pytest.approx(expected, rel=1e-3)
+
+
+def test_soft_targets_train_a_softmax_multi_label_head(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path: Path
+) -> None:
+    base = {
+        "base_model": str(tiny_base_model),
+        "data_root": str(mini_data_root),
+        "epochs": 1,
+        "batch_size": 8,
+        "n_frozen_layers": 2,
+        "max_seq_length": 16,
+        "max_turns": 4,
+        "tasks": ("meld", "goemotions"),
+    }
+    log = train(TrainConfig(**base, soft_targets=("goemotions",)), tmp_path / "s")
+    cfg = json.loads((tmp_path / "s" / "config.json").read_text())
+    goemo = next(h for h in cfg["heads"] if h["name"] == "goemotions")
+    assert goemo["soft_targets"] is True
+    assert cfg["training"]["soft_targets"] == ["goemotions"]
+    assert len(log["calibration"]["goemotions"]["thresholds"]) == 28
+    rec = EncoderRecognizer(tmp_path / "s", taxonomy="goemotions")
+    probs = rec.predict_proba(["I am so happy", "this is awful"])
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)  # one softmax, not 28 sigmoids
+    assert rec.predict(["I am so happy"])[0].labels  # thresholds still pick labels
+
+    with pytest.raises(EmoscopeError, match="soft targets need a multi-label task"):
+        train(TrainConfig(**base, soft_targets=("meld",)), tmp_path / "x")
+    with pytest.raises(EmoscopeError, match="emobank, which is not among the tasks"):
+        train(TrainConfig(**base, soft_targets=("emobank",)), tmp_path / "y")
+
+
 def test_cli_trains_on_a_users_csv(tiny_base_model: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

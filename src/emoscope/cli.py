@@ -422,6 +422,21 @@ def train(
     base_model: Annotated[
         str | None, typer.Option(help="Base encoder (path or Hub id); default all-MiniLM-L6-v2.")
     ] = None,
+    soft_targets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--soft-targets",
+            help="Train this multi-label task (e.g. goemotions) on its label sets as "
+            "distributions with KL divergence, one softmax (repeatable).",
+        ),
+    ] = None,
+    curriculum: Annotated[
+        str,
+        typer.Option(
+            help="Easy-to-hard order of conversation units: none, emotion-shift, "
+            "speaker-weighted."
+        ),
+    ] = "none",
     data_root: DataRootOpt = None,
 ) -> None:
     """Fine-tune the encoder model and save it (config.json + model.safetensors)."""
@@ -439,6 +454,8 @@ def train(
         lr=lr,
         limit=limit,
         data_root=None if data_root is None else str(data_root),
+        soft_targets=tuple(soft_targets or ()),
+        curriculum=curriculum,
     )
     if base_model:
         tc.base_model = base_model

@@ -97,6 +97,9 @@ class TrainConfig:
     # "none", "emotion-shift" or "speaker-weighted" (emoscope.curriculum; PRC-Emo's schedule of
     # 2 buckets, one added per epoch, then the full data). Text-only tasks are unaffected.
     curriculum: str = "none"
+    # Multi-label tasks trained on soft targets: each text's gold label set as a uniform
+    # distribution, KL divergence to one softmax, instead of independent sigmoids.
+    soft_targets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -232,6 +235,12 @@ def _load_tasks(tc: TrainConfig, cache: _TextCache, cfg: EncoderConfig) -> list[
             list(get_taxonomy(tax_name).labels) if tax_name else ["valence", "arousal", "dominance"]
         )
         head = HeadConfig(name, kind, tax_name, labels)
+        if name in tc.soft_targets:
+            if kind != "multi":
+                raise EmoscopeError(
+                    f"soft targets need a multi-label task; {name!r} has one label per example"
+                )
+            head.soft_targets = True
         tasks.append(
             _Task(
                 head,
@@ -242,6 +251,12 @@ def _load_tasks(tc: TrainConfig, cache: _TextCache, cfg: EncoderConfig) -> list[
         )
     if not tasks:
         raise EmoscopeError("nothing to train on: give --task names and/or --dataset FILE")
+    unknown = sorted(set(tc.soft_targets) - {t.head.name for t in tasks})
+    if unknown:
+        raise EmoscopeError(
+            f"soft targets asked for {', '.join(unknown)}, which is not among the tasks trained "
+            f"({', '.join(t.head.name for t in tasks)})"
+        )
     return tasks
 
 
@@ -352,14 +367,18 @@ def _features(model: EmotionEncoder, cache: _TextCache, batch: list[_Unit]) -> t
     return model.contextualise(vectors[rows], windows, speakers, outputs)
 
 
-def _loss(kind: str, out: torch.Tensor, batch: list[_Unit]) -> torch.Tensor:
+def _loss(head: HeadConfig, out: torch.Tensor, batch: list[_Unit]) -> torch.Tensor:
     targets = [t for u in batch for t in u.targets]
-    if kind == "single":
+    if head.kind == "single":
         return nn.functional.cross_entropy(out, torch.tensor(targets))
-    if kind == "multi":
+    if head.kind == "multi":
         y = torch.zeros_like(out)
         for i, labs in enumerate(targets):
             y[i, labs] = 1.0
+        if head.soft_targets:
+            dist = y / y.sum(1, keepdim=True).clamp_min(1.0)
+            log_p = nn.functional.log_softmax(out, -1)
+            return nn.functional.kl_div(log_p, dist, reduction="batchmean")
         return nn.functional.binary_cross_entropy_with_logits(out, y)
     return nn.functional.mse_loss(out, torch.tensor(targets, dtype=out.dtype))
 
@@ -398,7 +417,7 @@ def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, f
         }
     if head.kind == "multi":
         th = np.asarray(head.thresholds or [0.5] * len(head.labels))
-        probs = 1 / (1 + np.exp(-out / head.temperature))
+        probs = head.probabilities(torch.from_numpy(out)).numpy()
         pred = [
             [head.labels[j] for j in np.flatnonzero(p >= th)] or [head.labels[int(p.argmax())]]
             for p in probs
@@ -466,9 +485,8 @@ def refit_vad_head(
     return {"before": before, "after": after, "alpha": alpha, "kept": kept}
 
 
-def _tune_thresholds(out: np.ndarray, targets: list[list[int]], n: int) -> list[float]:
+def _tune_thresholds(probs: np.ndarray, targets: list[list[int]], n: int) -> list[float]:
     """Per-label threshold maximising dev F1 of that label (grid 0.05..0.95)."""
-    probs = 1 / (1 + np.exp(-out))
     y = np.zeros_like(probs, dtype=bool)
     for i, labs in enumerate(targets):
         y[i, labs] = True
@@ -560,7 +578,7 @@ def train(
         losses: dict[str, list[float]] = {t.head.name: [] for t in tasks}
         for step, (task, batch) in enumerate(work):
             out = _forward(model, cache, batch, task.head.name)
-            loss = _loss(task.head.kind, out, batch) * tc.task_weights.get(task.head.name, 1.0)
+            loss = _loss(task.head, out, batch) * tc.task_weights.get(task.head.name, 1.0)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -606,6 +624,9 @@ def train(
         "head_lr": tc.head_lr,
         "batch_size": tc.batch_size,
         "dataset_file": tc.dataset_file,
+        "soft_targets": list(tc.soft_targets),
+        "curriculum": tc.curriculum,
+        "task_weights": tc.task_weights,
     }
     save_model(model, out_dir)
     write_json(Path(out_dir) / "training_log.json", log)
@@ -622,7 +643,8 @@ def _calibrate(model: EmotionEncoder, cache: _TextCache, tasks: list[_Task]) -> 
         if head.kind == "single":
             head.temperature = round(fit_temperature(out, np.asarray(targets)), 4)
         elif head.kind == "multi":
-            head.thresholds = _tune_thresholds(out, targets, len(head.labels))
+            probs = head.probabilities(torch.from_numpy(out)).numpy()
+            head.thresholds = _tune_thresholds(probs, targets, len(head.labels))
         after = _score(head, out, targets)
         report[head.name] = {
             "before": before,

@@ -61,7 +61,9 @@ class HeadConfig:
     """One output head.
 
     ``kind`` is ``single`` (softmax over ``labels``), ``multi`` (independent sigmoids with
-    per-label ``thresholds``) or ``vad`` (three regression outputs on ``[-1, 1]``).
+    per-label ``thresholds``) or ``vad`` (three regression outputs on ``[-1, 1]``). A ``multi``
+    head with ``soft_targets`` was trained on each text's label set as a distribution (KL
+    divergence), so its probabilities are one softmax and its thresholds apply to those.
     """
 
     name: str
@@ -70,6 +72,17 @@ class HeadConfig:
     labels: list[str]
     temperature: float = 1.0
     thresholds: list[float] | None = None
+    soft_targets: bool = False
+
+    @property
+    def sigmoid(self) -> bool:
+        """Whether the labels' probabilities are independent sigmoids (else one softmax)."""
+        return self.kind == "multi" and not self.soft_targets
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Label probabilities of raw head outputs, temperature applied."""
+        z = logits / self.temperature
+        return torch.sigmoid(z) if self.sigmoid else torch.softmax(z, -1)
 
 
 @dataclass
@@ -499,12 +512,9 @@ class EncoderRecognizer:
         if not targets:
             return np.zeros((0, len(self.labels))), np.zeros((0, 3)), head
         feats = self._features(targets)
-        logits = self.model.head_logits(feats, head.name) / head.temperature
-        probs = (
-            torch.sigmoid(logits) if head.kind == "multi" else torch.softmax(logits, -1)
-        ).numpy()
+        probs = head.probabilities(self.model.head_logits(feats, head.name)).numpy()
         if mapping is not None:
-            if head.kind == "multi":  # renormalise independent probabilities before mapping
+            if head.sigmoid:  # renormalise independent probabilities before mapping
                 probs = probs / probs.sum(1, keepdims=True)
             probs = probs @ mapping
         vad_head = next((h for h in self.config.heads if h.kind == "vad"), None)
