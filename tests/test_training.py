@@ -58,7 +58,8 @@ def test_training_writes_a_loadable_model(tiny_trained: tuple[Path, dict]) -> No
 def test_vad_head_is_refit_only_when_dev_improves(tiny_trained: tuple[Path, dict]) -> None:
     _, log = tiny_trained
     refit = log["vad_refit"]["emobank"]
-    assert refit["alpha"] in RIDGE_ALPHAS
+    assert len(refit["alpha"]) == 3  # one penalty per output: valence, arousal, dominance
+    assert all(a in RIDGE_ALPHAS for a in refit["alpha"])
     if refit["kept"]:
         assert refit["after"]["score"] > refit["before"]["score"]
     else:

@@ -457,9 +457,10 @@ def refit_vad_head(
     """Replace the VAD head by the ridge regression of the targets on the final features.
 
     The head trained jointly with the classification heads sees tiny MSE gradients next to the
-    cross-entropy of the other tasks; a closed-form ridge fit on the trained features (alpha
-    chosen on dev by mean Pearson r) is the best linear head for them. Kept only if it improves
-    the dev score. Returns dev scores before and after and the chosen alpha.
+    cross-entropy of the other tasks; a closed-form ridge fit on the trained features is the best
+    linear head for them. Each output (valence, arousal, dominance) gets its own ridge penalty,
+    the one with the best dev Pearson r. Kept only if it improves the mean dev score. Returns dev
+    scores before and after and the chosen penalties.
     """
     x, y = _all_features(model, cache, task.train)
     xd, yd = _all_features(model, cache, task.dev)
@@ -468,21 +469,26 @@ def refit_vad_head(
     mx, my = x.mean(0), y.mean(0)
     xc, yc = x - mx, y - my
     gram, xty = xc.T @ xc, xc.T @ yc
-    best: tuple[float, float, np.ndarray] | None = None
-    for alpha in alphas:
-        w = np.linalg.solve(gram + alpha * np.eye(len(gram)), xty)
-        r = _score(task.head, (xd - mx) @ w + my, list(yd))["score"]
-        if best is None or r > best[0]:
-            best = (r, alpha, w)
-    assert best is not None
-    score, alpha, w = best
-    kept = score > before["score"]
+    w = np.zeros((x.shape[1], y.shape[1]))
+    chosen: list[float] = []
+    for j in range(y.shape[1]):
+        best: tuple[float, float] | None = None
+        for alpha in alphas:
+            wj = np.linalg.solve(gram + alpha * np.eye(len(gram)), xty[:, j])
+            r = pearson_r((xd - mx) @ wj, yd[:, j])
+            if best is None or r > best[0]:
+                best = (r, alpha)
+                w[:, j] = wj
+        assert best is not None
+        chosen.append(best[1])
+    fitted = _score(task.head, (xd - mx) @ w + my, list(yd))
+    kept = fitted["score"] > before["score"]
     if kept:
         with torch.no_grad():
             head.weight.copy_(torch.from_numpy(w.T).float())
             head.bias.copy_(torch.from_numpy(my - mx @ w).float())
     after = _score(task.head, head(torch.from_numpy(xd).float()).detach().numpy(), list(yd))
-    return {"before": before, "after": after, "alpha": alpha, "kept": kept}
+    return {"before": before, "after": after, "alpha": chosen, "kept": kept}
 
 
 def _tune_thresholds(probs: np.ndarray, targets: list[list[int]], n: int) -> list[float]:
