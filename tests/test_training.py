@@ -204,9 +204,13 @@ def test_soft_target_loss_is_kl_to_the_normalised_label_set() -> None:
     batch = [_Unit([0], [0], [[0]]), _Unit([1], [0], [[1, 2]])]
     p = torch.softmax(out, -1)
     target = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
-    expected = sum(
-        float((t[t > 0] * (t[t > 0].log() - q[t > 0].log())).sum()) for t, q in zip(target, p)
-    ) / 2
+    expected = (
+        sum(
+            float((t[t > 0] * (t[t > 0].log() - q[t > 0].log())).sum())
+            for t, q in zip(target, p, strict=True)
+        )
+        / 2
+    )
     assert float(_loss(head, out, batch)) == pytest.approx(expected, rel=1e-5)
     # the second row's targets are matched exactly by equal logits on b and c: only row 1 counts
     assert float(_loss(head, torch.tensor([[9.0, -9, -9], [-9, 3, 3]]), batch)) < 1e-3

@@ -433,8 +433,7 @@ def train(
     curriculum: Annotated[
         str,
         typer.Option(
-            help="Easy-to-hard order of conversation units: none, emotion-shift, "
-            "speaker-weighted."
+            help="Easy-to-hard order of conversation units: none, emotion-shift, speaker-weighted."
         ),
     ] = "none",
     data_root: DataRootOpt = None,

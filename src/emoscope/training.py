@@ -8,9 +8,10 @@ Because the lower encoder layers are frozen, their outputs are computed once per
 cached; each step runs only the upper layers, the context model and the heads. (Dropout therefore
 never applies inside the frozen layers, which matches inference.)
 
-After training, the best epoch by mean dev score is kept, its weights are rounded to float16 (as
-saved), single-label heads get a temperature fitted on dev NLL (Guo et al., 2017) and the
-multi-label head gets per-label thresholds maximising dev F1.
+After training, the best epoch by mean dev score is kept, its weights are rounded as the saved
+file stores them (int8 rows for large matrices, float16 otherwise), single-label heads get a
+temperature fitted on dev NLL (Guo et al., 2017) and the multi-label head gets per-label
+thresholds maximising dev F1.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from emoscope.recognizers.encoder import (
     fit_temperature,
     pad_batch,
     save_model,
+    storage_round,
 )
 
 __all__ = ["TrainConfig", "refit_vad_head", "train"]
@@ -404,6 +406,14 @@ def _dev_outputs(
     return _outputs(model, cache, task.dev, task.head.name)
 
 
+def _dev_scores(model: EmotionEncoder, cache: _TextCache, tasks: list[_Task]) -> dict[str, Any]:
+    return {t.head.name: _score(t.head, *_dev_outputs(model, cache, t)) for t in tasks}
+
+
+def _mean_dev_score(model: EmotionEncoder, cache: _TextCache, tasks: list[_Task]) -> float:
+    return float(np.mean([d["score"] for d in _dev_scores(model, cache, tasks).values()]))
+
+
 def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, float]:
     """Dev metrics of one head from raw outputs."""
     if head.kind == "vad":
@@ -596,7 +606,7 @@ def train(
                     f"epoch {epoch + 1} step {step}/{len(work)} loss {float(loss.detach()):.4f} "
                     f"({time.perf_counter() - te:.0f}s)"
                 )
-        dev = {t.head.name: _score(t.head, *_dev_outputs(model, cache, t)) for t in tasks}
+        dev = _dev_scores(model, cache, tasks)
         score = float(np.mean([d["score"] for d in dev.values()]))
         entry = {
             "epoch": epoch + 1,
@@ -614,7 +624,13 @@ def train(
         if score > best_score:
             best_score, best_state = score, copy.deepcopy(model.trained_state_dict())
     assert best_state is not None
-    model.load_state_dict({k: v.half().float() for k, v in best_state.items()}, strict=False)
+    model.load_state_dict(best_state, strict=False)
+    fp32_dev = _mean_dev_score(model, cache, tasks)
+    model.load_state_dict(storage_round(best_state), strict=False)
+    log["storage"] = {
+        "dev_score_float32": fp32_dev,
+        "dev_score_stored": _mean_dev_score(model, cache, tasks),
+    }
     log["vad_refit"] = {
         t.head.name: refit_vad_head(model, cache, t) for t in tasks if t.head.kind == "vad"
     }

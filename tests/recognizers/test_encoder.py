@@ -11,15 +11,19 @@ from emoscope.base_model import DEFAULT_BASE_MODEL, resolve_base_model
 from emoscope.errors import EmoscopeError
 from emoscope.recognizers.base import flatten_inputs
 from emoscope.recognizers.encoder import (
+    INT8_MIN_ENTRIES,
     EmotionEncoder,
     EncoderConfig,
     EncoderRecognizer,
     HeadConfig,
     chunk_token_ids,
+    decode_weights,
     default_model_path,
+    encode_weights,
     fit_temperature,
     load_backbone,
     plan_windows,
+    storage_round,
     temperature_nll,
 )
 
@@ -109,3 +113,30 @@ def test_load_passes_the_backend_on() -> None:
 
     with pytest.raises(EmoscopeError, match="unknown backend 'tpu'"):
         emoscope.load(backend="tpu")
+
+
+def test_large_matrices_are_stored_as_int8_rows() -> None:
+    g = torch.Generator().manual_seed(0)
+    big = torch.randn(512, 384, generator=g) * torch.linspace(0.01, 1.0, 512)[:, None]
+    state = {"big": big, "bias": torch.randn(512, generator=g), "small": torch.randn(8, 16)}
+    assert big.numel() >= INT8_MIN_ENTRIES > state["small"].numel()
+    stored = encode_weights(state)
+    assert stored["big.int8"].dtype == torch.int8
+    assert stored["big.scale"].shape == (512, 1) and stored["big.scale"].dtype == torch.float16
+    assert stored["bias"].dtype == stored["small"].dtype == torch.float16
+    back = decode_weights(stored)
+    assert set(back) == set(state) and all(v.dtype == torch.float32 for v in back.values())
+    # at most half a quantisation step per entry, the step being each row's own absmax / 127
+    step = big.abs().amax(1, keepdim=True) / 127
+    assert ((back["big"] - big).abs() <= step * 0.5 + 1e-3 * step).all()
+    torch.testing.assert_close(back["small"], state["small"].half().float())
+    # rounding is idempotent: a saved-and-loaded model saves to the same bytes
+    again = encode_weights(storage_round(state))
+    assert torch.equal(again["big.int8"], stored["big.int8"])
+    assert torch.equal(again["big.scale"], stored["big.scale"])
+
+
+def test_a_float16_only_model_file_still_loads() -> None:
+    state = {"w": torch.randn(300, 300)}
+    legacy = {k: v.half() for k, v in state.items()}
+    torch.testing.assert_close(decode_weights(legacy)["w"], state["w"].half().float())
