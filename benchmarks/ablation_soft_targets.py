@@ -53,6 +53,8 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, folder: Path) -> 
         max_per_epoch={"goemotions": args.per_epoch},
         soft_targets=("goemotions",) if variant == "soft" else (),
     )
+    if args.base_model:
+        tc.base_model = args.base_model
     t0 = time.perf_counter()
     log = train(tc, folder, progress=print if args.verbose else None)
     train_s = time.perf_counter() - t0
@@ -81,6 +83,7 @@ def main() -> None:
     ap.add_argument("--per-epoch", type=int, default=12000, help="Training texts per epoch.")
     ap.add_argument("--limit", type=int, default=None, help="Smoke test: first N per split.")
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--base-model", default=None, help="Default: all-MiniLM-L6-v2.")
     ap.add_argument("--threads", type=int, default=2, help="torch threads.")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--verbose", action="store_true", help="Print training progress.")

@@ -297,15 +297,12 @@ def test_schedule_errors() -> None:
 def test_ablation_script_smoke(
     tiny_base_model: Path, mini_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
     import json
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation_curriculum.py"
-    spec = importlib.util.spec_from_file_location("bench_curriculum", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from bench_helpers import load_benchmark
+
+    bench = load_benchmark("ablation_curriculum")
     out = tmp_path / "ablation.json"
     argv = ["x", "--seeds", "1,2", "--epochs", "2", "--limit", "40", "--threads", "1"]
     argv += ["--base-model", str(tiny_base_model), "--data-root", str(mini_data_root)]

