@@ -11,8 +11,6 @@ import pytest
 from bench_helpers import load_benchmark
 from emoscope.datasets import load_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def peers() -> ModuleType:
