@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,22 +17,20 @@ from emoscope.recognizers.encoder import EncoderRecognizer
 from emoscope.training import RIDGE_ALPHAS, TrainConfig, train
 
 
+def _tiny(base_model: Path, data_root: Path, **settings: Any) -> TrainConfig:
+    """Training settings sized for the tiny base model and the miniature data."""
+    sized = {"batch_size": 8, "n_frozen_layers": 2, "max_seq_length": 16, "max_turns": 4}
+    return TrainConfig(
+        base_model=str(base_model), data_root=str(data_root), **{**sized, **settings}
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_trained(
     tiny_base_model: Path, mini_data_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("model")
-    tc = TrainConfig(
-        base_model=str(tiny_base_model),
-        data_root=str(mini_data_root),
-        epochs=2,
-        batch_size=8,
-        n_frozen_layers=2,
-        max_seq_length=16,
-        max_turns=4,
-        lr=1e-3,
-        head_lr=3e-3,
-    )
+    tc = _tiny(tiny_base_model, mini_data_root, epochs=2, lr=1e-3, head_lr=3e-3)
     log = train(tc, out)
     return out, log
 
@@ -53,6 +52,9 @@ def test_training_writes_a_loadable_model(tiny_trained: tuple[Path, dict]) -> No
     assert cal["temperature"] > 0
     assert cal["after"]["ece"] <= cal["before"]["ece"] + 0.05
     assert len(log["calibration"]["goemotions"]["thresholds"]) == 28
+    # the selected epoch's own dev score, then the same weights as the file stores them
+    assert log["storage"]["dev_score_float32"] == max(e["dev_score"] for e in log["epochs"])
+    assert 0.0 <= log["storage"]["dev_score_stored"] <= 1.0
 
 
 def test_vad_head_is_refit_only_when_dev_improves(tiny_trained: tuple[Path, dict]) -> None:
@@ -130,16 +132,7 @@ def test_context_changes_the_prediction(tiny_trained: tuple[Path, dict]) -> None
 def test_training_is_reproducible(
     tiny_base_model: Path, mini_data_root: Path, tmp_path: Path
 ) -> None:
-    tc = TrainConfig(
-        base_model=str(tiny_base_model),
-        data_root=str(mini_data_root),
-        epochs=1,
-        batch_size=8,
-        n_frozen_layers=2,
-        max_seq_length=16,
-        max_turns=4,
-        tasks=("meld",),
-    )
+    tc = _tiny(tiny_base_model, mini_data_root, epochs=1, tasks=("meld",))
     a = train(tc, tmp_path / "a")
     b = train(tc, tmp_path / "b")
     assert a["epochs"][0]["train_loss"] == b["epochs"][0]["train_loss"]
@@ -155,17 +148,11 @@ def test_curriculum_orders_conversation_units_easy_to_hard(
     from emoscope.curriculum import dialogue_difficulty
     from emoscope.datasets import load_dataset
 
-    base = {
-        "base_model": str(tiny_base_model),
-        "data_root": str(mini_data_root),
-        "epochs": 3,
-        "batch_size": 8,
-        "n_frozen_layers": 2,
-        "max_seq_length": 16,
-        "max_turns": 4,
-        "tasks": ("meld", "goemotions"),
-    }
-    log = train(TrainConfig(**base, curriculum="speaker-weighted"), tmp_path / "c")
+    base: dict[str, Any] = {"epochs": 3, "tasks": ("meld", "goemotions")}
+    log = train(
+        _tiny(tiny_base_model, mini_data_root, **base, curriculum="speaker-weighted"),
+        tmp_path / "c",
+    )
     # The difficulty of every training unit (dialogue windows of max_turns), computed apart.
     ds = load_dataset("meld", "train", mini_data_root)
     assert ds.dialogues is not None
@@ -187,12 +174,12 @@ def test_curriculum_orders_conversation_units_easy_to_hard(
     assert max(diffs) > sorted(diffs)[n // 2 - 1]  # the fixture really has harder dialogues
     assert log["config"]["curriculum"] == "speaker-weighted"
 
-    plain = train(TrainConfig(**base), tmp_path / "p")
+    plain = train(_tiny(tiny_base_model, mini_data_root, **base), tmp_path / "p")
     assert "curriculum" not in plain["epochs"][0]
     assert plain["epochs"][0]["train_loss"] != log["epochs"][0]["train_loss"]
 
     with pytest.raises(EmoscopeError, match="unknown curriculum strategy 'hardest'"):
-        train(TrainConfig(**base, curriculum="hardest"), tmp_path / "x")
+        train(_tiny(tiny_base_model, mini_data_root, **base, curriculum="hardest"), tmp_path / "x")
 
 
 def test_soft_target_loss_is_kl_to_the_normalised_label_set() -> None:
@@ -222,17 +209,11 @@ def test_soft_target_loss_is_kl_to_the_normalised_label_set() -> None:
 def test_soft_targets_train_a_softmax_multi_label_head(
     tiny_base_model: Path, mini_data_root: Path, tmp_path: Path
 ) -> None:
-    base = {
-        "base_model": str(tiny_base_model),
-        "data_root": str(mini_data_root),
-        "epochs": 1,
-        "batch_size": 8,
-        "n_frozen_layers": 2,
-        "max_seq_length": 16,
-        "max_turns": 4,
-        "tasks": ("meld", "goemotions"),
-    }
-    log = train(TrainConfig(**base, soft_targets=("goemotions",)), tmp_path / "s")
+    base: dict[str, Any] = {"epochs": 1, "tasks": ("meld", "goemotions")}
+    log = train(
+        _tiny(tiny_base_model, mini_data_root, **base, soft_targets=("goemotions",)),
+        tmp_path / "s",
+    )
     cfg = json.loads((tmp_path / "s" / "config.json").read_text())
     goemo = next(h for h in cfg["heads"] if h["name"] == "goemotions")
     assert goemo["soft_targets"] is True
@@ -244,9 +225,14 @@ def test_soft_targets_train_a_softmax_multi_label_head(
     assert rec.predict(["I am so happy"])[0].labels  # thresholds still pick labels
 
     with pytest.raises(EmoscopeError, match="soft targets need a multi-label task"):
-        train(TrainConfig(**base, soft_targets=("meld",)), tmp_path / "x")
+        train(
+            _tiny(tiny_base_model, mini_data_root, **base, soft_targets=("meld",)), tmp_path / "x"
+        )
     with pytest.raises(EmoscopeError, match="emobank, which is not among the tasks"):
-        train(TrainConfig(**base, soft_targets=("emobank",)), tmp_path / "y")
+        train(
+            _tiny(tiny_base_model, mini_data_root, **base, soft_targets=("emobank",)),
+            tmp_path / "y",
+        )
 
 
 def test_cli_trains_on_a_users_csv(tiny_base_model: Path, tmp_path: Path) -> None:

@@ -410,8 +410,9 @@ def _dev_scores(model: EmotionEncoder, cache: _TextCache, tasks: list[_Task]) ->
     return {t.head.name: _score(t.head, *_dev_outputs(model, cache, t)) for t in tasks}
 
 
-def _mean_dev_score(model: EmotionEncoder, cache: _TextCache, tasks: list[_Task]) -> float:
-    return float(np.mean([d["score"] for d in _dev_scores(model, cache, tasks).values()]))
+def _mean_score(dev: dict[str, Any]) -> float:
+    """The model-selection score: the mean over heads of their dev scores."""
+    return float(np.mean([d["score"] for d in dev.values()]))
 
 
 def _score(head: HeadConfig, out: np.ndarray, targets: list[Any]) -> dict[str, float]:
@@ -607,7 +608,7 @@ def train(
                     f"({time.perf_counter() - te:.0f}s)"
                 )
         dev = _dev_scores(model, cache, tasks)
-        score = float(np.mean([d["score"] for d in dev.values()]))
+        score = _mean_score(dev)
         entry = {
             "epoch": epoch + 1,
             "seconds": round(time.perf_counter() - te, 1),
@@ -624,12 +625,10 @@ def train(
         if score > best_score:
             best_score, best_state = score, copy.deepcopy(model.trained_state_dict())
     assert best_state is not None
-    model.load_state_dict(best_state, strict=False)
-    fp32_dev = _mean_dev_score(model, cache, tasks)
     model.load_state_dict(storage_round(best_state), strict=False)
     log["storage"] = {
-        "dev_score_float32": fp32_dev,
-        "dev_score_stored": _mean_dev_score(model, cache, tasks),
+        "dev_score_float32": best_score,  # measured on these weights at the end of their epoch
+        "dev_score_stored": _mean_score(_dev_scores(model, cache, tasks)),
     }
     log["vad_refit"] = {
         t.head.name: refit_vad_head(model, cache, t) for t in tasks if t.head.kind == "vad"
