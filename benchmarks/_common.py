@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import statistics
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+from emoscope._io import write_json
 
 
 def machine_info(load_start: Sequence[float], note: str) -> dict[str, Any]:
@@ -38,3 +44,44 @@ def summarise(runs: list[dict[str, Any]], group: str, keys: Sequence[str]) -> di
             entry[key] = {"mean": statistics.fmean(vals), "sd": sd}
         out[value] = entry
     return out
+
+
+def parse_seeds(ap: argparse.ArgumentParser, text: str) -> list[int]:
+    """``"13,14"`` -> ``[13, 14]``; a usage error (exit 2) for anything else or for none."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        ap.error(f"--seeds should be comma-separated integers, got {text!r}")
+    if not seeds:
+        ap.error("--seeds needs at least one seed")
+    return seeds
+
+
+def run_grid(
+    out: Path,
+    setup: dict[str, Any],
+    runs: list[dict[str, Any]],
+    group: str,
+    values: Sequence[str],
+    seeds: Sequence[int],
+    keys: Sequence[str],
+    run_one: Callable[[str, int, Path], dict[str, Any]],
+) -> dict[str, Any]:
+    """Run every (value, seed) pair not yet in ``runs``; return the summary over all runs.
+
+    Each run trains into a temporary folder (``run_one(value, seed, folder)``) and
+    ``{setup, runs, summary}`` is written to ``out`` after every run, so an interrupted
+    ablation keeps what it finished and a rerun skips it.
+    """
+    done = {(r[group], r["seed"]) for r in runs}
+    for seed in seeds:
+        for value in values:
+            if (value, seed) in done:
+                print(f"skip {value} seed {seed}: already in {out}")
+                continue
+            with tempfile.TemporaryDirectory(prefix="emoscope-ablation-") as tmp:
+                row = run_one(value, seed, Path(tmp) / "model")
+            print(json.dumps(row), flush=True)
+            runs.append(row)
+            write_json(out, {"setup": setup, "runs": runs, "summary": summarise(runs, group, keys)})
+    return summarise(runs, group, keys)

@@ -26,15 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from _common import summarise
-from emoscope._io import write_json
+from _common import parse_seeds, run_grid
 from emoscope.curriculum import STRATEGIES
 from emoscope.datasets import load_dataset
 from emoscope.evaluate import evaluate
@@ -96,14 +94,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--verbose", action="store_true", help="Print training progress.")
     args = ap.parse_args()
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        ap.error(f"--seeds should be comma-separated integers, got {args.seeds!r}")
+    seeds = parse_seeds(ap, args.seeds)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     bad = [s for s in strategies if s not in STRATEGIES]
-    if bad or not seeds or not strategies:
-        ap.error(f"need seeds and strategies from {', '.join(STRATEGIES)}; got {bad or 'none'}")
+    if bad or not strategies:
+        ap.error(f"need strategies from {', '.join(STRATEGIES)}; got {bad or 'none'}")
     torch.set_num_threads(args.threads)
 
     previous = json.loads(args.out.read_text("utf-8")) if args.out.is_file() else {}
@@ -112,7 +107,6 @@ def main() -> None:
         and previous.get("setup", {}).get("epochs") == args.epochs
     )
     runs: list[dict[str, Any]] = list(previous.get("runs", [])) if same_setup else []
-    done = {(r["strategy"], r["seed"]) for r in runs}
     setup = {
         "dataset": "meld",
         "model": "encoder (emoscope.training, MELD head only)",
@@ -123,18 +117,16 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch_threads": args.threads,
     }
-    for seed in seeds:
-        for strategy in strategies:
-            if (strategy, seed) in done:
-                print(f"skip {strategy} seed {seed}: already in {args.out}")
-                continue
-            with tempfile.TemporaryDirectory(prefix="emoscope-curriculum-") as tmp:
-                row = run_one(strategy, seed, args, Path(tmp) / "model")
-            print(json.dumps(row), flush=True)
-            runs.append(row)
-            summary = summarise(runs, "strategy", KEYS)
-            write_json(args.out, {"setup": setup, "runs": runs, "summary": summary})
-    summary = summarise(runs, "strategy", KEYS)
+    summary = run_grid(
+        args.out,
+        setup,
+        runs,
+        "strategy",
+        strategies,
+        seeds,
+        KEYS,
+        lambda strategy, seed, folder: run_one(strategy, seed, args, folder),
+    )
     for strategy, s in summary.items():
         d, t = s["dev_weighted_f1"], s["test_weighted_f1"]
         print(

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from _common import summarise
-from emoscope._io import write_json
+from _common import parse_seeds, run_grid
 from emoscope.datasets import load_dataset
 from emoscope.evaluate import evaluate
 from emoscope.recognizers.encoder import EncoderRecognizer
@@ -88,13 +86,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--verbose", action="store_true", help="Print training progress.")
     args = ap.parse_args()
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        ap.error(f"--seeds should be comma-separated integers, got {args.seeds!r}")
+    seeds = parse_seeds(ap, args.seeds)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if not seeds or not variants or any(v not in VARIANTS for v in variants):
-        ap.error(f"need seeds and variants from {', '.join(VARIANTS)}; got {args.variants!r}")
+    if not variants or any(v not in VARIANTS for v in variants):
+        ap.error(f"need variants from {', '.join(VARIANTS)}; got {args.variants!r}")
     torch.set_num_threads(args.threads)
 
     setup = {
@@ -109,19 +104,17 @@ def main() -> None:
     runs: list[dict[str, Any]] = (
         list(previous.get("runs", [])) if previous.get("setup") == setup else []
     )
-    done = {(r["variant"], r["seed"]) for r in runs}
-    for seed in seeds:
-        for variant in variants:
-            if (variant, seed) in done:
-                print(f"skip {variant} seed {seed}: already in {args.out}")
-                continue
-            with tempfile.TemporaryDirectory(prefix="emoscope-soft-") as tmp:
-                row = run_one(variant, seed, args, Path(tmp) / "model")
-            print(json.dumps(row), flush=True)
-            runs.append(row)
-            summary = summarise(runs, "variant", KEYS)
-            write_json(args.out, {"setup": setup, "runs": runs, "summary": summary})
-    for variant, s in summarise(runs, "variant", KEYS).items():
+    summary = run_grid(
+        args.out,
+        setup,
+        runs,
+        "variant",
+        variants,
+        seeds,
+        KEYS,
+        lambda variant, seed, folder: run_one(variant, seed, args, folder),
+    )
+    for variant, s in summary.items():
         d, t = s["dev_macro_f1"], s["test_macro_f1"]
         print(
             f"{variant:>8}: dev macro-F1 {d['mean']:.4f} ± {d['sd']:.4f}, "
