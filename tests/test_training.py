@@ -346,3 +346,35 @@ def test_full_training_reproduces_the_shipped_model(tmp_path: Path) -> None:
     ours = json.loads((tmp_path / "m" / "training_log.json").read_text())
     best = [max(e["dev_score"] for e in log["epochs"]) for log in (shipped, ours)]
     assert best[1] == pytest.approx(best[0], abs=0.01)
+
+
+def test_vad_ceiling_script_trains_scores_and_checks_settings(
+    tiny_base_model: Path,
+    mini_data_root: Path,
+    tiny_trained: tuple[Path, dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from bench_helpers import load_benchmark
+
+    bench = load_benchmark("vad_ceiling")
+    tiny = _tiny(tiny_base_model, mini_data_root, tasks=("goemotions", "emobank"), epochs=2)
+    monkeypatch.setattr(bench, "SETTINGS", tiny)
+    out, model = tmp_path / "vad.json", tmp_path / "model"
+    argv = ["x", "--out-model", str(model), "--data-root", str(mini_data_root), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    result = json.loads(out.read_text())
+    assert [e["epoch"] for e in result["dev_per_epoch"]] == [1, 2]
+    assert result["test_n"] > 0
+    assert -1.0 <= result["test"]["valence"]["pearson_r"] <= 1.0
+    # a model trained with other settings (all four tasks) is refused, nothing written
+    other = tmp_path / "other.json"
+    argv = ["x", "--model", str(tiny_trained[0]), "--data-root", str(mini_data_root)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(other)])
+    with pytest.raises(SystemExit) as exc:
+        bench.main()
+    assert exc.value.code == 2
+    assert not other.exists()
