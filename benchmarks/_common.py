@@ -60,19 +60,24 @@ def parse_seeds(ap: argparse.ArgumentParser, text: str) -> list[int]:
 def run_grid(
     out: Path,
     setup: dict[str, Any],
-    runs: list[dict[str, Any]],
+    resumes: Callable[[dict[str, Any]], bool],
     group: str,
     values: Sequence[str],
     seeds: Sequence[int],
     keys: Sequence[str],
     run_one: Callable[[str, int, Path], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Run every (value, seed) pair not yet in ``runs``; return the summary over all runs.
+    """Run every (value, seed) pair not yet in ``out``; return the summary over all runs.
 
     Each run trains into a temporary folder (``run_one(value, seed, folder)``) and
     ``{setup, runs, summary}`` is written to ``out`` after every run, so an interrupted
-    ablation keeps what it finished and a rerun skips it.
+    ablation keeps what it finished and a rerun skips it. The runs already in ``out`` are kept
+    only when ``resumes(their setup)`` says they were made the same way.
     """
+    previous = json.loads(out.read_text("utf-8")) if out.is_file() else {}
+    runs: list[dict[str, Any]] = (
+        list(previous.get("runs", [])) if resumes(previous.get("setup", {})) else []
+    )
     done = {(r[group], r["seed"]) for r in runs}
     for seed in seeds:
         for value in values:

@@ -24,7 +24,6 @@ the script, not a measurement. Several hours of CPU for the full run (3 epochs x
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -101,12 +100,6 @@ def main() -> None:
         ap.error(f"need strategies from {', '.join(STRATEGIES)}; got {bad or 'none'}")
     torch.set_num_threads(args.threads)
 
-    previous = json.loads(args.out.read_text("utf-8")) if args.out.is_file() else {}
-    same_setup = (
-        previous.get("setup", {}).get("limit") == args.limit
-        and previous.get("setup", {}).get("epochs") == args.epochs
-    )
-    runs: list[dict[str, Any]] = list(previous.get("runs", [])) if same_setup else []
     setup = {
         "dataset": "meld",
         "model": "encoder (emoscope.training, MELD head only)",
@@ -120,7 +113,7 @@ def main() -> None:
     summary = run_grid(
         args.out,
         setup,
-        runs,
+        lambda old: old.get("limit") == args.limit and old.get("epochs") == args.epochs,
         "strategy",
         strategies,
         seeds,

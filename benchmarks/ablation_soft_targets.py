@@ -22,7 +22,6 @@ Results: ``benchmarks/results/soft_targets_ablation.json`` (written after every 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -100,14 +99,10 @@ def main() -> None:
         "limit": args.limit,
         "torch_threads": args.threads,
     }
-    previous = json.loads(args.out.read_text("utf-8")) if args.out.is_file() else {}
-    runs: list[dict[str, Any]] = (
-        list(previous.get("runs", [])) if previous.get("setup") == setup else []
-    )
     summary = run_grid(
         args.out,
         setup,
-        runs,
+        lambda old: old == setup,
         "variant",
         variants,
         seeds,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,11 @@ def main() -> None:
     torch.set_num_threads(2)
     folder = args.model or args.out_model
     if args.out_model is not None:
-        SETTINGS.data_root = args.data_root
-        train(SETTINGS, folder, progress=lambda m: print(m, flush=True))
+        train(
+            replace(SETTINGS, data_root=args.data_root),
+            folder,
+            progress=lambda m: print(m, flush=True),
+        )
     log = json.loads((folder / "training_log.json").read_text("utf-8"))
     expected = json.loads(json.dumps(asdict(SETTINGS)))
     trained = log["config"]
