@@ -54,7 +54,10 @@ def main() -> None:
             folder,
             progress=lambda m: print(m, flush=True),
         )
-    log = json.loads((folder / "training_log.json").read_text("utf-8"))
+    log_file = folder / "training_log.json"
+    if not log_file.is_file():
+        ap.error(f"{log_file} not found: --model expects a folder written by emoscope's trainer")
+    log = json.loads(log_file.read_text("utf-8"))
     expected = json.loads(json.dumps(asdict(SETTINGS)))
     trained = log["config"]
     differ = sorted(

@@ -378,3 +378,8 @@ def test_vad_ceiling_script_trains_scores_and_checks_settings(
         bench.main()
     assert exc.value.code == 2
     assert not other.exists()
+    monkeypatch.setattr(sys, "argv", ["x", "--model", str(tmp_path / "none"), "--out", str(other)])
+    with pytest.raises(SystemExit) as exc:
+        bench.main()
+    assert exc.value.code == 2
+    assert not other.exists()
