@@ -17,26 +17,46 @@ beyond ``concurrency + max_queue`` are refused with 503 instead of piling up.
 
 Limits: a request body over ``max_body_bytes`` gets 413; more texts than ``max_batch``, more
 utterances than ``max_utterances`` or a text over ``max_text_chars`` characters get 422. Every
-limit error names the limit (its ``emoscope serve`` option) and its value.
+limit error names the limit (its ``emoscope serve`` option) and its value. A body that is not
+JSON in UTF-8 (or is nested too deeply, or holds a lone surrogate) gets 422; a content type other
+than JSON gets 415.
+
+Exposure (all off by default): API keys (``Authorization: Bearer KEY`` on every ``/v1/*``
+request, 401 otherwise; ``/healthz`` and the page stay open), a CORS allow-list, a per-client
+token-bucket rate limit (429 with ``Retry-After``) and the ``/docs``/``/redoc`` pages (they load
+their scripts from a CDN, so they are off unless asked for; ``/openapi.json`` is always served).
+Every request is logged on the ``emoscope.serve`` logger with a request id (the client's
+``X-Request-ID`` when it is sane, else a new one), echoed in the ``X-Request-ID`` header; keys
+and other headers are never logged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
+import logging
+import math
+import re
 import threading
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from emoscope import __version__
 from emoscope._io import write_text
@@ -70,6 +90,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+log = logging.getLogger("emoscope.serve")
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -85,6 +107,14 @@ class ServeConfig:
         max_body_bytes: largest request body, in bytes.
         concurrency: predictions running at once (worker threads).
         max_queue: requests allowed to wait for a worker thread before 503 is returned.
+        api_keys: when not empty, every ``/v1/*`` request needs ``Authorization: Bearer KEY``
+            with one of these keys (compared in constant time; never shown or logged).
+        cors_origins: origins allowed to call the API from a browser (CORS); empty = CORS off.
+        rate_limit: requests per second each client (API key, else IP address) may make to
+            ``/v1/*``, refilled continuously; 0 = no limit.
+        rate_burst: requests a client may make at once before ``rate_limit`` applies
+            (default: ``rate_limit`` rounded up, at least 1).
+        docs: serve the ``/docs`` and ``/redoc`` pages (their scripts come from a CDN).
     """
 
     recognizer: str | None = None
@@ -95,6 +125,11 @@ class ServeConfig:
     max_body_bytes: int = 1_000_000
     concurrency: int = 2
     max_queue: int = 64
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    cors_origins: tuple[str, ...] = ()
+    rate_limit: float = 0.0
+    rate_burst: int | None = None
+    docs: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -104,6 +139,12 @@ class ServeConfig:
                 raise EmoscopeError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_queue < 0:
             raise EmoscopeError(f"max_queue must be 0 or more, got {self.max_queue}")
+        if not math.isfinite(self.rate_limit) or self.rate_limit < 0:
+            raise EmoscopeError(f"rate_limit must be 0 or more, got {self.rate_limit}")
+        if self.rate_burst is not None and self.rate_burst < 1:
+            raise EmoscopeError(f"rate_burst must be at least 1, got {self.rate_burst}")
+        if any(not k.strip() or any(c.isspace() for c in k) for k in self.api_keys):
+            raise EmoscopeError("an API key is empty or contains white space")
         if self.taxonomy is not None:
             _taxonomy(self.taxonomy)
 
@@ -119,8 +160,22 @@ def _taxonomy(name: str) -> Taxonomy:
 # Request and response models
 # ------------------------------------------------------------------------------------------
 
+def _valid_unicode(value: str) -> str:
+    """Refuse strings that cannot be encoded as UTF-8 (lone surrogates such as ``\\ud800``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(
+            f"contains an unpaired surrogate U+{ord(value[e.start]):04X} at character "
+            f"{e.start}; expected valid Unicode text"
+        ) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
 TaxonomyField = Annotated[
-    str | None,
+    Text | None,
     Field(
         description="Map the predictions into this taxonomy (goemotions, ekman, meld, emorynlp, "
         "plutchik). Default: the server's taxonomy.",
@@ -160,8 +215,8 @@ class AnalyzeRequest(BaseModel):
         json_schema_extra={"examples": [{"texts": ["I love it!", "This is awful."]}]},
     )
 
-    text: str | None = Field(default=None, description="One text.")
-    texts: list[str] | None = Field(default=None, description="Several texts, analysed apart.")
+    text: Text | None = Field(default=None, description="One text.")
+    texts: list[Text] | None = Field(default=None, description="Several texts, analysed apart.")
     taxonomy: TaxonomyField = None
 
     @model_validator(mode="after")
@@ -190,9 +245,9 @@ class UtteranceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str
-    speaker: str | None = None
-    id: str | None = None
+    text: Text
+    speaker: Text | None = None
+    id: Text | None = None
 
 
 class DialogueRequest(BaseModel):
@@ -213,7 +268,7 @@ class DialogueRequest(BaseModel):
         },
     )
 
-    id: str | None = Field(default=None, description="An identifier echoed in the response.")
+    id: Text | None = Field(default=None, description="An identifier echoed in the response.")
     utterances: list[UtteranceIn] = Field(min_length=1)
     taxonomy: TaxonomyField = None
 
@@ -489,6 +544,172 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    data = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+class RequestLog:
+    """ASGI middleware giving every request an id and logging one line per request.
+
+    The id is the client's ``X-Request-ID`` when it is 1-128 characters of ``[A-Za-z0-9._:-]``
+    (anything else is replaced, so that a client cannot forge log lines), else a new random
+    one; it is sent back in the ``X-Request-ID`` response header. The line holds the id, the
+    client address, method, path, status and duration: never headers or bodies.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        rid = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        status = 500
+        t0 = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
+                message["headers"] = [*headers, (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            log.info(
+                "%s %s %s %s %d %.1fms",
+                rid,
+                client[0],
+                scope.get("method", "-"),
+                scope.get("path", "-"),
+                status,
+                1000 * (time.perf_counter() - t0),
+            )
+
+
+class ApiGuard:
+    """ASGI middleware in front of ``/v1/*``: content type, API keys, per-client rate limit.
+
+    - a request with a body whose ``Content-Type`` is not JSON gets 415;
+    - with keys configured, a request without ``Authorization: Bearer KEY`` naming one of them
+      gets 401 (keys are compared with :func:`hmac.compare_digest`, each one, so the time taken
+      does not tell which key nearly matched);
+    - with ``rate_limit`` > 0, each client (its key, else its IP address) has a token bucket of
+      ``rate_burst`` tokens refilled at ``rate_limit`` per second; a request finding it empty
+      gets 429 with ``Retry-After`` (whole seconds until a token is back).
+    """
+
+    max_clients = 10_000  # buckets kept; the longest idle are dropped beyond this
+
+    def __init__(self, app: ASGIApp, config: ServeConfig) -> None:
+        self.app = app
+        self.keys = [k.encode() for k in config.api_keys]
+        self.rate = config.rate_limit
+        self.burst = float(config.rate_burst or max(1, math.ceil(self.rate)))
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, last time)
+        self._lock = threading.Lock()
+
+    def _key_index(self, auth: str | None) -> int | None:
+        """Position of the key the ``Authorization`` header names, or None."""
+        if not auth or auth[:7].lower() != "bearer ":
+            return None
+        given = auth[7:].strip().encode("latin-1")
+        found = None
+        for i, key in enumerate(self.keys):
+            if hmac.compare_digest(given, key):
+                found = i
+        return found
+
+    def _take(self, client: str) -> float:
+        """Take a token for ``client``; 0 if granted, else seconds until one is back."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            wait = 0.0
+            if tokens >= 1:
+                tokens -= 1
+            else:
+                wait = (1 - tokens) / self.rate
+            self._buckets[client] = (tokens, now)  # re-inserted: dict order = least recent first
+            while len(self._buckets) > self.max_clients:
+                del self._buckets[next(iter(self._buckets))]
+            return wait
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        ctype = _header(scope, b"content-type")
+        if scope.get("method") in ("POST", "PUT", "PATCH") and ctype is not None:
+            media = ctype.split(";")[0].strip().lower()
+            if media != "application/json" and not (
+                media.startswith("application/") and media.endswith("+json")
+            ):
+                await _send_json(
+                    send,
+                    415,
+                    {"detail": f"unsupported content type {media!r}; expected application/json"},
+                )
+                return
+        client = (scope.get("client") or ("-", 0))[0]
+        if self.keys:
+            index = self._key_index(_header(scope, b"authorization"))
+            if index is None:
+                await _send_json(
+                    send,
+                    401,
+                    {"detail": "missing or wrong API key; send 'Authorization: Bearer KEY'"},
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+            client = f"key#{index}"
+        if self.rate > 0:
+            wait = self._take(client)
+            if wait > 0:
+                await _send_json(
+                    send,
+                    429,
+                    {
+                        "detail": f"rate limit: {self.rate:g} requests per second per client "
+                        f"(burst {self.burst:g}; rate_limit, rate_burst)"
+                    },
+                    [(b"retry-after", str(max(1, math.ceil(wait))).encode())],
+                )
+                return
+        await self.app(scope, receive, send)
+
+
 # ------------------------------------------------------------------------------------------
 # The app
 # ------------------------------------------------------------------------------------------
@@ -506,6 +727,11 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
 }
+
+
+class _AsciiJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def _taxonomy_out(tax: Taxonomy) -> TaxonomyOut:
@@ -559,8 +785,41 @@ def create_app(
             "values in force."
         ),
         lifespan=lifespan,
+        docs_url="/docs" if config.docs else None,
+        redoc_url="/redoc" if config.docs else None,
     )
     app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # As FastAPI's own handler, but the echoed input may hold lone surrogates: escape them.
+        return _AsciiJSON({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 400 and isinstance(
+            exc.__cause__, UnicodeDecodeError | RecursionError
+        ):
+            # FastAPI answers 400 when the JSON parser fails other than by a syntax error.
+            why = (
+                "is not valid UTF-8"
+                if isinstance(exc.__cause__, UnicodeDecodeError)
+                else "is nested too deeply"
+            )
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "type": "json_invalid",
+                            "loc": ["body"],
+                            "msg": f"the request body {why}; expected JSON text in UTF-8",
+                            "input": None,
+                        }
+                    ]
+                },
+                status_code=422,
+            )
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(_Busy)
     async def _busy(_: Request, __: Exception) -> JSONResponse:
@@ -683,7 +942,17 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(ApiGuard, config=config)
+    if config.cors_origins:  # outside the guard: preflight requests carry no API key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
+        )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(RequestLog)
     return app
 
 

@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from emoscope._cli_common import RecognizerOpt
+from emoscope.errors import EmoscopeError
 
-__all__ = ["register"]
+__all__ = ["API_KEYS_ENV", "read_api_keys", "register"]
+
+API_KEYS_ENV = "EMOSCOPE_API_KEYS"
+
+
+def read_api_keys(key_file: Path | None) -> tuple[str, ...]:
+    """API keys from ``$EMOSCOPE_API_KEYS`` (comma or white-space separated) and ``key_file``.
+
+    The file holds one key per line; blank lines and lines starting with ``#`` are skipped.
+    """
+    keys = os.environ.get(API_KEYS_ENV, "").replace(",", " ").split()
+    if key_file is not None:
+        try:
+            text = key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise EmoscopeError(f"{key_file}: cannot read the API key file ({e})") from None
+        lines = [ln.strip() for ln in text.splitlines()]
+        file_keys = [ln for ln in lines if ln and not ln.startswith("#")]
+        if not file_keys:
+            raise EmoscopeError(f"{key_file}: no API key in the file (one key per line)")
+        keys += file_keys
+    return tuple(dict.fromkeys(keys))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(
@@ -45,6 +80,45 @@ def serve(
         int,
         typer.Option("--max-queue", min=0, help="Requests that may wait for a thread before 503."),
     ] = 64,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            help=f"File of API keys, one per line (also ${API_KEYS_ENV}, comma separated); "
+            "then every /v1/* request needs 'Authorization: Bearer KEY'.",
+            show_default=False,
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="Allow browser calls from this origin (repeatable; default: CORS off).",
+            show_default=False,
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--rate-limit", min=0, help="Requests per second per client to /v1/* (0 = no limit)."
+        ),
+    ] = 0.0,
+    rate_burst: Annotated[
+        int | None,
+        typer.Option(
+            "--rate-burst",
+            min=1,
+            help="Requests a client may make at once (default: --rate-limit rounded up).",
+            show_default=False,
+        ),
+    ] = None,
+    docs: Annotated[
+        bool,
+        typer.Option(
+            "--docs/--no-docs",
+            help="Serve /docs and /redoc (they load their scripts from a CDN).",
+        ),
+    ] = False,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (debug, info, warning...).")
     ] = "info",
@@ -78,7 +152,24 @@ def serve(
         max_body_bytes=max_body_bytes,
         concurrency=concurrency,
         max_queue=max_queue,
+        api_keys=read_api_keys(api_key_file),
+        cors_origins=tuple(cors_origin or ()),
+        rate_limit=rate_limit,
+        rate_burst=rate_burst,
+        docs=docs,
     )
+    if not config.api_keys and not _is_loopback(host):
+        typer.echo(
+            f"warning: listening on {host} without API keys: anyone who can reach this address "
+            f"can use the service; set ${API_KEYS_ENV} or --api-key-file (docs/serve.md)",
+            err=True,
+        )
+    request_log = logging.getLogger("emoscope.serve")
+    if not request_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     request %(message)s"))
+        request_log.addHandler(handler)
+    request_log.setLevel(log_level.upper() if log_level.isalpha() else "INFO")
     # Loading here (not in the app's start-up) turns a bad --recognizer into a one-line error;
     # without --recognizer this is the default model (or the lexicon, with a note, when the
     # default model is not installed).
