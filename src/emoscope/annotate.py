@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from emoscope._cli_common import ProgressOpt, RecognizerOpt, TaxonomyOpt, note
-from emoscope._io import atomic_open, write_json
+from emoscope._io import atomic_open, require_file, write_json
 from emoscope.errors import EmoscopeError
 
 if TYPE_CHECKING:
@@ -311,6 +311,9 @@ def _delimiter(fmt: str) -> str:
 def _parse_csv_record(rec: bytes, fmt: str) -> list[str]:
     """One CSV record → its fields; ValueError/UnicodeDecodeError when it does not parse."""
     text = rec.decode("utf-8")
+    if _still_quoted(rec, False, ord(_delimiter(fmt))):
+        # csv accepts an open quote at the end of the input: every later row would vanish in it
+        raise ValueError("a quoted field is never closed; it runs to the end of the file")
     rows = list(csv.reader(io.StringIO(text), delimiter=_delimiter(fmt)))
     if len(rows) != 1:
         raise ValueError(f"holds {len(rows)} records")
@@ -324,8 +327,17 @@ def _read_header(path: Path, fmt: str) -> tuple[list[str], int, int]:
         fh.seek(bom)
         lines = iter(fh.readline, b"")
         for _start, end, first, rec in _iter_records(lines, bom, 1, _delimiter(fmt)):
+            if b"\n" not in rec and b"\r" in rec.rstrip(b"\r"):  # no LF in the whole file
+                raise EmoscopeError(
+                    f"{path}, line 1: a carriage return inside the header row (old Mac CR-only "
+                    "line endings?); expected LF or CRLF line endings (convert with "
+                    "tr '\\r' '\\n')"
+                )
             text = rec.decode("utf-8", errors="replace")
-            header = next(csv.reader(io.StringIO(text), delimiter=_delimiter(fmt)))
+            try:
+                header = next(csv.reader(io.StringIO(text), delimiter=_delimiter(fmt)))
+            except csv.Error as e:
+                raise EmoscopeError(f"{path}, line 1: unreadable header row ({e})") from None
             return header, end, first + rec.count(b"\n")
     raise EmoscopeError(f"{path}: the file is empty; expected a header row")
 
@@ -1156,8 +1168,7 @@ def annotate(
     t0 = time.monotonic()
     opts = options or AnnotateOptions()
     src, out = Path(src), Path(out)
-    if not src.is_file():
-        raise EmoscopeError(f"{src}: no such file")
+    require_file(src)
     if engine not in ("local", "ray"):
         raise EmoscopeError(f"unknown engine {engine!r}; expected 'local' or 'ray'")
     if workers is not None and workers < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from emoscope._cli_common import (
     note,
 )
 from emoscope.errors import EmoscopeError
+from emoscope.recognizers.base import MAX_TEXT_CHARS_ENV, max_text_chars
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -157,19 +159,57 @@ def version() -> None:
     typer.echo(f"emoscope {__version__}")
 
 
+def decode_input(data: bytes, source: str) -> str:
+    """``data`` (stdin or an argument) as UTF-8 text, without a leading byte-order mark.
+
+    Undecodable bytes are an error (exit 2) naming the source, the line, the byte and its
+    column, never replaced: a replaced character would change what is analysed.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise EmoscopeError(
+            f"{source}, line {line}: invalid UTF-8 byte 0x{data[e.start]:02x} at column {col}; "
+            "expected UTF-8 text (convert it, e.g. with iconv -f latin1 -t utf-8)"
+        ) from None
+
+
 def _read_texts(texts: list[str] | None) -> list[str]:
     if texts and texts != ["-"]:
         if "-" in texts:
             raise EmoscopeError("'-' (read stdin) cannot be mixed with texts given as arguments")
-        lines = texts
+        # Undecodable argument bytes arrive as lone surrogates (surrogateescape): recover them.
+        lines = [
+            decode_input(os.fsencode(t), f"argument {i + 1}") if _has_surrogate(t) else t
+            for i, t in enumerate(texts)
+        ]
     else:
         if sys.stdin is None or sys.stdin.isatty():
             raise EmoscopeError("no input: give texts as arguments or pipe lines on stdin")
-        lines = sys.stdin.read().splitlines()
+        raw = getattr(sys.stdin, "buffer", None)
+        text = decode_input(raw.read(), "stdin") if raw is not None else sys.stdin.read()
+        lines = text.removeprefix("\ufeff").splitlines()
     out = [t.strip() for t in lines if t.strip()]
     if not out:
         raise EmoscopeError("no input: every text is empty")
+    limit = max_text_chars()
+    for i, t in enumerate(out):
+        if len(t) > limit:
+            raise EmoscopeError(
+                f"text {i + 1} has {len(t):,} characters; the limit is {limit:,} characters per "
+                f"text (set {MAX_TEXT_CHARS_ENV} to change it)"
+            )
     return out
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @app.command()
@@ -213,8 +253,9 @@ def analyze(
 
 
 def _read_dialogues(path: Path) -> list[Dialogue]:
-    if not path.is_file():
-        raise EmoscopeError(f"{path}: no such file")
+    from emoscope._io import require_file
+
+    require_file(path)
     from emoscope.datasets import read_dialogue_file
 
     dialogues = read_dialogue_file(path)
@@ -239,8 +280,10 @@ def dialogue(
     ] = None,
 ) -> None:
     """Recognise the emotion of every utterance of the dialogues in FILE, in context."""
-    from emoscope._io import write_json
+    from emoscope._io import check_writable, write_json
 
+    if out is not None:
+        check_writable(out)
     dialogues = _read_dialogues(file)
     tax = _taxonomy(taxonomy)
     rec = _load_recognizer(recognizer)
@@ -337,8 +380,12 @@ def eval_(
     from emoscope.evaluate import evaluate
     from emoscope.report import format_table, write_report
 
+    from emoscope._io import check_writable
+
     if (dataset is None) == (dataset_file is None):
         raise EmoscopeError("give exactly one of --dataset and --dataset-file")
+    if out is not None:
+        check_writable(out, folder=True)
     if dataset is not None:
         from emoscope.datasets import load_dataset
 
@@ -347,9 +394,10 @@ def eval_(
         assert dataset_file is not None
         data = _dataset_from_file(dataset_file, taxonomy)
     rec = _load_recognizer(recognizer, **_recognizer_options(ctx.args))
+    folder = out or eval_folder(rec.name, data.name, data.split)
+    check_writable(folder, folder=True)
     result = evaluate(rec, data, batch_size=batch_size, progress=progress, limit=limit)
     typer.echo(format_table(result), nl=False)
-    folder = out or eval_folder(rec.name, data.name, data.split)
     write_report(result, folder)
     note(f"wrote the report to {folder}")
 

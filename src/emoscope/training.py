@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from emoscope import __version__
-from emoscope._io import write_json
+from emoscope._io import check_writable, write_json
 from emoscope.curriculum import BucketSchedule, CurriculumConfig
 from emoscope.datasets import load_dataset, read_labelled_file
 from emoscope.datasets.base import Dataset
@@ -269,6 +269,13 @@ def _user_datasets(tc: TrainConfig) -> tuple[Dataset, Dataset]:
     ds = read_labelled_file(tc.dataset_file, tc.taxonomy)
     if tc.dev_file:
         return ds, read_labelled_file(tc.dev_file, tc.taxonomy)
+    units = len(ds.dialogues) if ds.dialogues is not None else len(ds.examples)
+    if units < 2:  # every 10th unit, starting with the first, is held out for dev
+        what = "dialogues" if ds.dialogues is not None else "rows"
+        raise EmoscopeError(
+            f"{tc.dataset_file}: too few {what} to train: {units} (at least 2: one to train on "
+            "and one held out for dev; or give a dev file)"
+        )
     from dataclasses import replace
 
     if ds.dialogues is not None:
@@ -538,6 +545,7 @@ def train(
     ``model_factory`` builds the untrained model from its config (tests pass a tiny one).
     """
     say = progress or _log.info
+    check_writable(out_dir, folder=True)  # before the work, not after it
     _seed(tc.seed)
     t0 = time.perf_counter()
     heads_cfg = EncoderConfig(

@@ -443,7 +443,8 @@ def iter_jsonl(path: Path, bad: BadRows, *, expected: str) -> Iterator[tuple[int
             check_utf8([raw], path, n)
             value = json.loads(raw)
         except json.JSONDecodeError as e:
-            bad.add(DataError(path, n, f"invalid JSON ({e.msg} at column {e.colno})", expected))
+            where = "" if e.msg.endswith(" at") else " at"  # "...string starting at"
+            bad.add(DataError(path, n, f"invalid JSON ({e.msg}{where} column {e.colno})", expected))
             continue
         except DataError as e:
             bad.add(e)

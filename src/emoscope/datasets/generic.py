@@ -39,6 +39,8 @@ _SPLIT = "all"
 
 
 def _kind(path: Path) -> str:
+    if path.is_dir():
+        raise DataError(path, None, "is a folder", "a file")
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: no such file")
     kind = _KINDS.get(path.suffix.lower())
@@ -568,12 +570,20 @@ def read_labelled_file(path: str | Path, taxonomy: str) -> Dataset:
     Dialogues are recognised by a ``dialogue_id`` column (CSV/TSV) or dialogue objects
     (JSON/JSONL: objects with ``utterances`` or lists of turns) and read with
     :func:`read_dialogues` (``label`` column); anything else goes to :func:`read_texts`.
+    A file without any labelled row raises :class:`DataError`.
     """
     path = Path(path)
     _kind(path)
     if _is_conversational(path):
-        return read_dialogues(path, label_col="label", taxonomy=taxonomy)
-    return read_texts(path, taxonomy=taxonomy)
+        ds = read_dialogues(path, label_col="label", taxonomy=taxonomy)
+    else:
+        ds = read_texts(path, taxonomy=taxonomy)
+    if not any(e.labels or e.vad is not None for e in ds.examples):
+        found = f"{len(ds.examples):,} rows, none with a label" if ds.examples else "no rows"
+        raise DataError(
+            path, None, f"no labelled rows ({found})", f"a 'label' column of {taxonomy} labels"
+        )
+    return ds
 
 
 def _is_conversational(path: Path) -> bool:

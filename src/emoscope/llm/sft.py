@@ -193,7 +193,7 @@ def build_examples(
     if data.taxonomy is None:
         raise EmoscopeError(f"dataset {config.dataset!r} has no emotion labels to learn")
     tax = data.taxonomy
-    targets = flatten_inputs(data.inputs())
+    targets = flatten_inputs(data.inputs(), check=False)
     if len(targets) != len(data.examples):
         raise EmoscopeError(
             f"dataset {data.name!r}: {len(targets)} utterances but {len(data.examples)} examples"

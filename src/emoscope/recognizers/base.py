@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -12,15 +13,53 @@ from emoscope.labels import Taxonomy
 from emoscope.prediction import EmotionPrediction
 
 __all__ = [
+    "MAX_TEXT_CHARS",
+    "MAX_TEXT_CHARS_ENV",
     "Recognizer",
     "Target",
     "available_recognizers",
     "flatten_inputs",
     "load_recognizer",
+    "max_text_chars",
     "register",
 ]
 
 Input = str | Dialogue
+
+MAX_TEXT_CHARS = 2000
+"""Default longest text (characters) the CLI, the Python API and the service accept."""
+MAX_TEXT_CHARS_ENV = "EMOSCOPE_MAX_TEXT_CHARS"
+
+
+def max_text_chars() -> int:
+    """The per-text limit in force: ``$EMOSCOPE_MAX_TEXT_CHARS`` if set, else 2000."""
+    raw = os.environ.get(MAX_TEXT_CHARS_ENV, "").strip()
+    if not raw:
+        return MAX_TEXT_CHARS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise EmoscopeError(f"{MAX_TEXT_CHARS_ENV}={raw!r}: expected a whole number of at least 1")
+    return value
+
+
+def _check_text(text: str, where: str, limit: int) -> None:
+    if not text.strip():
+        raise EmoscopeError(f"{where} is empty; expected some text")
+    if len(text) > limit:
+        raise EmoscopeError(
+            f"{where} has {len(text):,} characters; the limit is {limit:,} characters per text "
+            f"(set {MAX_TEXT_CHARS_ENV} to change it)"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise EmoscopeError(
+            f"{where} contains an unpaired surrogate U+{ord(text[e.start]):04X} at character "
+            f"{e.start} (undecodable input?); expected valid Unicode text"
+        ) from None
 
 
 @runtime_checkable
@@ -69,20 +108,35 @@ class Target:
         return [] if self.dialogue is None else self.dialogue.context(self.index, window)
 
 
-def flatten_inputs(inputs: Sequence[Input]) -> list[Target]:
-    """Expand texts and dialogues into the list of utterances to predict, in output order."""
+def flatten_inputs(inputs: Sequence[Input], *, check: bool = True) -> list[Target]:
+    """Expand texts and dialogues into the list of utterances to predict, in output order.
+
+    With ``check`` (what ``predict`` uses), an empty text, a dialogue without utterances (it
+    would silently give no prediction), a text over :func:`max_text_chars` characters or one
+    that is not valid Unicode raise :class:`~emoscope.errors.EmoscopeError` naming the input.
+    """
     if isinstance(inputs, str | Dialogue):
         raise TypeError("predict() takes a sequence of texts or dialogues, not a single one")
+    limit = max_text_chars() if check else 0
     targets: list[Target] = []
-    for x in inputs:
+    for n, x in enumerate(inputs):
+        start = len(targets)
         if isinstance(x, str):
             targets.append(Target(Utterance(x)))
         elif isinstance(x, Utterance):
             targets.append(Target(x))
         elif isinstance(x, Dialogue):
+            if check and not x.utterances:
+                raise EmoscopeError(
+                    f"input {n} is a dialogue without utterances; it would give no prediction"
+                )
             targets.extend(Target(u, x, i) for i, u in enumerate(x.utterances))
         else:
             raise TypeError(f"expected str, Utterance or Dialogue, got {type(x).__name__}")
+        if check:
+            for t in targets[start:]:
+                where = f"input {n}" if t.dialogue is None else f"input {n}, utterance {t.index}"
+                _check_text(t.text, where, limit)
     return targets
 
 

@@ -65,7 +65,7 @@ from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import EmoscopeError
 from emoscope.labels import TAXONOMIES, Taxonomy, get_taxonomy, map_label
 from emoscope.prediction import EmotionPrediction
-from emoscope.recognizers.base import Recognizer
+from emoscope.recognizers.base import MAX_TEXT_CHARS, Recognizer
 
 __all__ = [
     "STATIC_DIR",
@@ -121,7 +121,7 @@ class ServeConfig:
     taxonomy: str | None = None
     max_batch: int = 64
     max_utterances: int = 256
-    max_text_chars: int = 2000
+    max_text_chars: int = MAX_TEXT_CHARS
     max_body_bytes: int = 1_000_000
     concurrency: int = 2
     max_queue: int = 64

@@ -68,8 +68,14 @@ def serve(
         typer.Option("--max-utterances", min=1, help="Most utterances per /v1/dialogue request."),
     ] = 256,
     max_text_chars: Annotated[
-        int, typer.Option("--max-text-chars", min=1, help="Most characters per text.")
-    ] = 2000,
+        int | None,
+        typer.Option(
+            "--max-text-chars",
+            min=1,
+            help="Most characters per text (default: $EMOSCOPE_MAX_TEXT_CHARS, else 2000).",
+            show_default=False,
+        ),
+    ] = None,
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", min=1, help="Largest request body in bytes.")
     ] = 1_000_000,
@@ -132,6 +138,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the emoscope HTTP API and its web page (http://HOST:PORT/)."""
+    from emoscope.recognizers.base import max_text_chars as max_text_chars_in_force
     from emoscope.serve.app import ServeConfig, create_app
     from emoscope.serve.app import write_openapi as _write_openapi
 
@@ -148,7 +155,7 @@ def serve(
         taxonomy=taxonomy,
         max_batch=max_batch,
         max_utterances=max_utterances,
-        max_text_chars=max_text_chars,
+        max_text_chars=max_text_chars or max_text_chars_in_force(),
         max_body_bytes=max_body_bytes,
         concurrency=concurrency,
         max_queue=max_queue,
