@@ -913,8 +913,38 @@ def _one_line(exc: BaseException) -> str:
 _WORKER: ChunkAnnotator | None = None
 
 
-def _init_worker(job: Job) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this worker process when the process ``parent`` ends, even by SIGKILL.
+
+    On Linux the kernel does it: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``. Everywhere (and as a
+    fallback) a daemon thread checks once a second whether the parent is gone (the worker is
+    re-parented, so ``os.getppid()`` changes) and exits.
+    """
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="emoscope-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(job: Job, parent: int | None = None) -> None:
     global _WORKER
+    if parent is not None:
+        _die_with_parent(parent)
     _WORKER = ChunkAnnotator(job)
 
 
@@ -934,8 +964,11 @@ def _run_local(job: Job, pending: list[ChunkSpec], workers: int) -> Iterator[Chu
 
     # spawn: workers start clean (no copied threads or torch state) and load the model once.
     ctx = multiprocessing.get_context("spawn")
+    # Workers end with this process even when it is SIGKILLed (they would hold the model in
+    # memory and the caller's pipes); so does multiprocessing's resource tracker, which exits
+    # when its pipe from this process closes.
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(job,)
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(job, os.getpid())
     ) as pool:
         todo = iter(pending)
         running: set[Future[ChunkResult]] = set()
@@ -1091,6 +1124,14 @@ def _clean_temporaries(work: Path) -> None:
             p.unlink()
 
 
+def _finished_name(work: Path) -> Path:
+    return work.with_name(work.name + ".finished")
+
+
+def _finish_step(step: str) -> None:
+    """Called after each step of the finishing sequence (tests simulate a kill here)."""
+
+
 def _concatenate(work: Path, plan: Plan, job: Job, out: Path, pred_cols: list[str]) -> None:
     """Write the chunk files, in order, into ``out`` (atomically; memory bounded by a chunk)."""
     fmt = job.out_format
@@ -1206,6 +1247,8 @@ def annotate(
 
     work = out.with_name(out.name + ".parts")
     identity = _identity(src, fmt, out_fmt, opts)
+    if _finished_name(work).exists():  # a finished run killed while removing its work folder
+        shutil.rmtree(_finished_name(work), ignore_errors=True)
     if work.exists():
         if not resume:
             raise EmoscopeError(
@@ -1285,8 +1328,12 @@ def annotate(
         bar.close()
     seconds = time.monotonic() - t_work
 
+    # Finishing is crash-safe: until the work folder is renamed (one atomic step) it holds the
+    # manifest and every chunk, so --resume redoes only these steps; after the rename the output
+    # and bad-rows files are complete, and a left-over renamed folder is removed on the next run.
     pred_cols = pred_columns(opts.probs, labels)
     _concatenate(work, plan, job, out, pred_cols)
+    _finish_step("output")
     bad_path = (
         Path(bad_rows) if bad_rows is not None else out.with_name(out.name + ".bad-rows.jsonl")
     )
@@ -1298,7 +1345,13 @@ def annotate(
                 n_bad += 1
                 dropped += bool(json.loads(line)["dropped"])
             fh.write(data)
-    shutil.rmtree(work)
+    _finish_step("bad-rows")
+    finished = _finished_name(work)
+    if finished.exists():
+        shutil.rmtree(finished)
+    os.replace(work, finished)
+    _finish_step("renamed")
+    shutil.rmtree(finished)
     return AnnotateResult(
         output=out,
         bad_rows_file=bad_path,
@@ -1396,10 +1449,21 @@ def annotate_command(
         from emoscope.cli import _resolve_recognizer
 
         opts = dataclasses.replace(opts, recognizer=_resolve_recognizer(None))
-    res = annotate(
-        src, out, opts, engine=engine, workers=workers, resume=resume, bad_rows=bad_rows,
-        progress=progress, log=note,
-    )  # fmt: skip
+    try:
+        res = annotate(
+            src, out, opts, engine=engine, workers=workers, resume=resume, bad_rows=bad_rows,
+            progress=progress, log=note,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        work = out.with_name(out.name + ".parts")
+        if work.is_dir():
+            note(
+                f"interrupted; the finished chunks are kept in {work}: run the same command "
+                "with --resume to continue"
+            )
+        else:
+            note("interrupted")
+        raise SystemExit(130) from None
     note(
         f"annotated {res.rows:,} rows ({res.bad:,} bad, listed in {res.bad_rows_file}) in "
         f"{res.seconds:.1f}s ({res.rows_per_second:,.0f} rows/s); wrote {res.output}"
