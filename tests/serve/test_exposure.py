@@ -155,6 +155,8 @@ def test_bad_bodies_get_422_and_wrong_content_type_415(plain: TestClient) -> Non
     assert r.status_code == 415 and "application/json" in r.json()["detail"]
     r = plain.post("/v1/analyze", data={"text": "hi"})  # a form
     assert r.status_code == 415
+    r = plain.post("/v1/analyze", content=b"\x80")  # no content type (found by hypothesis: 500)
+    assert r.status_code == 415
     ok = plain.post("/v1/analyze", content=b'{"text": "hi"}', headers={"content-type": "application/json; charset=utf-8"})
     assert ok.status_code == 200
 

@@ -671,8 +671,13 @@ class ApiGuard:
             await self.app(scope, receive, send)
             return
         ctype = _header(scope, b"content-type")
+        if ctype is None and (
+            _header(scope, b"content-length") not in (None, "0")
+            or _header(scope, b"transfer-encoding") is not None
+        ):
+            ctype = ""  # a body without a type: FastAPI would not read it as JSON either
         if scope.get("method") in ("POST", "PUT", "PATCH") and ctype is not None:
-            media = ctype.split(";")[0].strip().lower()
+            media = ctype.split(";")[0].strip().lower() or "(none)"
             if media != "application/json" and not (
                 media.startswith("application/") and media.endswith("+json")
             ):
@@ -727,6 +732,10 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
 }
+
+
+def _bytes_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 class _AsciiJSON(JSONResponse):
@@ -793,7 +802,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         # As FastAPI's own handler, but the echoed input may hold lone surrogates: escape them.
-        return _AsciiJSON({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: _bytes_text})
+        return _AsciiJSON({"detail": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
