@@ -88,7 +88,9 @@ def main() -> None:
         rss_start = _rss_mb(server.pid)
         while time.monotonic() - t0 < args.duration and sent < args.max_requests:
             left = min(args.window, args.duration - (time.monotonic() - t0))
-            res = asyncio.run(_phase(url, "/v1/analyze", bodies, clients, left, args.max_requests - sent))
+            res = asyncio.run(
+                _phase(url, "/v1/analyze", bodies, clients, left, args.max_requests - sent)
+            )
             sent += res["requests"]
             res["t"] = round(time.monotonic() - t0, 1)
             res["server_rss_mb"] = round(_rss_mb(server.pid), 1)
@@ -106,7 +108,10 @@ def main() -> None:
     errors = sum(w["errors"] for w in windows)
     ok = sum(w["ok"] for w in windows)
     after = [w["server_rss_mb"] for w in windows if w["t"] > args.warmup_seconds]
-    memory = {"start": round(rss_start, 1), "end": windows[-1]["server_rss_mb"] if windows else None}
+    memory = {
+        "start": round(rss_start, 1),
+        "end": windows[-1]["server_rss_mb"] if windows else None,
+    }
     memory["after_warmup"] = flat_memory(after) if after else None
     result = {
         "benchmark": "serve_soak",

@@ -56,7 +56,7 @@ def test_workers_and_resource_tracker_die_with_a_sigkilled_driver(tmp_path: Path
         assert len(family) >= 3, family  # two workers and the resource tracker
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        gone, alive = psutil.wait_procs(family, timeout=15)
+        _, alive = psutil.wait_procs(family, timeout=15)
         assert not alive, [(p.pid, p.cmdline()[-3:]) for p in alive]
     finally:
         with __import__("contextlib").suppress(ProcessLookupError, PermissionError):
@@ -74,14 +74,16 @@ def test_die_with_parent_exits_when_the_parent_is_gone(tmp_path: Path) -> None:
         "print(p.stdout.readline().strip(), flush=True)\n"
         "time.sleep(60)\n"
     )
-    mid = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    mid = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert mid.stdout is not None
         child = psutil.Process(int(mid.stdout.readline()))
         assert child.is_running()
         mid.kill()
         mid.wait(timeout=10)
-        gone, alive = psutil.wait_procs([child], timeout=10)
+        _, alive = psutil.wait_procs([child], timeout=10)
         assert not alive
     finally:
         with __import__("contextlib").suppress(ProcessLookupError, PermissionError):

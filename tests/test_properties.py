@@ -25,8 +25,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emoscope import cli
-from emoscope.datasets import load_dataset, read_dialogue_file, read_labelled_file, read_texts
-from emoscope.datasets import load_emobench, load_eqbench
+from emoscope.datasets import (
+    load_dataset,
+    load_emobench,
+    load_eqbench,
+    read_dialogue_file,
+    read_labelled_file,
+    read_texts,
+)
 from emoscope.errors import DataError
 
 FIXTURE_ROOT = Path(__file__).resolve().parent / "fixtures" / "datasets" / "root"
@@ -59,7 +65,9 @@ def _quiet() -> Iterator[None]:
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".json", ".jsonl"])
 @SETTINGS
 @given(data=file_bytes)
-def test_user_file_readers_give_a_dataset_or_a_data_error(suffix: str, data: bytes, work: Path) -> None:
+def test_user_file_readers_give_a_dataset_or_a_data_error(
+    suffix: str, data: bytes, work: Path
+) -> None:
     path = work / f"in{suffix}"
     path.write_bytes(data)
     for read in (read_texts, read_dialogue_file, lambda p: read_labelled_file(p, "meld")):
@@ -85,9 +93,13 @@ def bench_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(_BENCHMARK_FILES))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=file_bytes)
-def test_benchmark_readers_give_a_dataset_or_a_data_error(name: str, data: bytes, bench_root: Path) -> None:
+def test_benchmark_readers_give_a_dataset_or_a_data_error(
+    name: str, data: bytes, bench_root: Path
+) -> None:
     original = (FIXTURE_ROOT / _BENCHMARK_FILES[name]).read_bytes()
     target = bench_root / _BENCHMARK_FILES[name]
     target.write_bytes(data)
@@ -136,7 +148,9 @@ def test_cli_stdin_is_exit_0_or_2_without_traceback(data: bytes) -> None:
 @CLI_SETTINGS
 @given(texts=st.lists(st.text(max_size=40), min_size=1, max_size=4))
 def test_cli_arguments_are_exit_0_or_2_without_traceback(texts: list[str]) -> None:
-    texts = [t for t in texts if "\x00" not in t and not t.startswith("-")]  # argv cannot hold these
+    texts = [
+        t for t in texts if "\x00" not in t and not t.startswith("-")
+    ]  # argv cannot hold these
     if not texts:
         return
     code, err = _cli(["analyze", "-r", "lexicon", "--json", "--", *texts])
@@ -146,7 +160,9 @@ def test_cli_arguments_are_exit_0_or_2_without_traceback(texts: list[str]) -> No
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 _keys = st.sampled_from(["text", "texts", "taxonomy", "utterances", "speaker", "id", "x"])
@@ -166,7 +182,9 @@ def client() -> Iterator[Any]:
 
     from emoscope.serve import ServeConfig, create_app
 
-    with TestClient(create_app(ServeConfig(recognizer="lexicon")), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(ServeConfig(recognizer="lexicon")), raise_server_exceptions=False
+    ) as c:
         yield c
 
 
@@ -184,7 +202,9 @@ def test_http_json_bodies_never_give_a_500(path: str, body: Any, client: Any) ->
 @pytest.mark.parametrize("path", ["/v1/analyze", "/v1/dialogue"])
 @SETTINGS
 @given(raw=file_bytes, ctype=st.sampled_from(["application/json", "text/plain", None]))
-def test_http_raw_bodies_never_give_a_500(path: str, raw: bytes, ctype: str | None, client: Any) -> None:
+def test_http_raw_bodies_never_give_a_500(
+    path: str, raw: bytes, ctype: str | None, client: Any
+) -> None:
     headers = {"content-type": ctype} if ctype else {}
     r = client.post(path, content=raw, headers=headers)
     assert r.status_code < 500, (raw, r.text)

@@ -1,4 +1,4 @@
-"""Regression tests of issue 14's defects: every bad input is a clear error (exit 2 from the CLI)."""
+"""Regression tests of issue 14: every bad input is a clear error (exit 2 from the CLI)."""
 
 from __future__ import annotations
 
@@ -42,13 +42,17 @@ def _one_line_error(result: tuple[int, str, str], fragment: str) -> str:
 # 1. undecodable text -------------------------------------------------------------------------
 
 
-def test_undecodable_stdin_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_undecodable_stdin_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     res = _run(monkeypatch, capsys, "analyze", "-r", REC, stdin=b"fine\ncaf\xe9\n")
     line = _one_line_error(res, "stdin, line 2: invalid UTF-8 byte 0xe9 at column 4")
     assert "UTF-8" in line
 
 
-def test_undecodable_argument_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_undecodable_argument_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     arg = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python hands such argv to us
     res = _run(monkeypatch, capsys, "analyze", "-r", REC, "ok", arg)
     _one_line_error(res, "argument 2, line 1: invalid UTF-8 byte 0xe9")
@@ -76,7 +80,17 @@ def test_train_on_unlabelled_or_tiny_input_is_exit_2(
 ) -> None:  # fmt: skip
     f = tmp_path / "h.csv"
     f.write_text(content)
-    res = _run(monkeypatch, capsys, "train", "--dataset", str(f), "-t", "meld", "--out", str(tmp_path / "m"))
+    res = _run(
+        monkeypatch,
+        capsys,
+        "train",
+        "--dataset",
+        str(f),
+        "-t",
+        "meld",
+        "--out",
+        str(tmp_path / "m"),
+    )
     _one_line_error(res, fragment)
     assert not (tmp_path / "m").exists()
 
@@ -84,10 +98,24 @@ def test_train_on_unlabelled_or_tiny_input_is_exit_2(
 # 5. eval on a file without labels ------------------------------------------------------------
 
 
-def test_eval_dataset_file_without_labels_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_dataset_file_without_labels_is_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "nl.csv"
     f.write_text("text\nhello\nworld\n")
-    res = _run(monkeypatch, capsys, "eval", "--dataset-file", str(f), "-t", "meld", "-r", REC, "-o", str(tmp_path / "r"))
+    res = _run(
+        monkeypatch,
+        capsys,
+        "eval",
+        "--dataset-file",
+        str(f),
+        "-t",
+        "meld",
+        "-r",
+        REC,
+        "-o",
+        str(tmp_path / "r"),
+    )
     _one_line_error(res, "'label' column")
     with pytest.raises(DataError, match="no labelled rows"):
         read_labelled_file(f, "meld")
@@ -96,7 +124,9 @@ def test_eval_dataset_file_without_labels_is_exit_2(tmp_path: Path, monkeypatch:
 # 6. CR-only line endings, unterminated quotes in annotate -------------------------------------
 
 
-def test_annotate_cr_only_line_endings_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_annotate_cr_only_line_endings_is_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "c.csv"
     src.write_bytes(b"id,text\r1,I love it\r")
     res = _run(monkeypatch, capsys, "annotate", str(src), str(tmp_path / "o.csv"), "-r", REC)
@@ -104,7 +134,9 @@ def test_annotate_cr_only_line_endings_is_exit_2(tmp_path: Path, monkeypatch: py
     assert not (tmp_path / "o.csv").exists()
 
 
-def test_annotate_unterminated_quote_is_a_bad_row_with_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_annotate_unterminated_quote_is_a_bad_row_with_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "q.csv"
     src.write_text('id,text\n0,fine\n1,"I love it\n2,fine\n3,ok\n')
     out = tmp_path / "o.csv"
@@ -117,7 +149,9 @@ def test_annotate_unterminated_quote_is_a_bad_row_with_its_line(tmp_path: Path, 
 # 7. output paths checked before the work ------------------------------------------------------
 
 
-def test_outputs_are_checked_before_the_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_outputs_are_checked_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     data = tmp_path / "d.csv"
@@ -132,9 +166,31 @@ def test_outputs_are_checked_before_the_work(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(training_mod, "_load_tasks", lambda *a: calls.append("train") or [])
     monkeypatch.setattr(evaluate_mod, "evaluate", lambda *a, **k: calls.append("eval"))
-    res = _run(monkeypatch, capsys, "train", "--dataset", str(data), "-t", "meld", "--out", str(blocker / "m"))
+    res = _run(
+        monkeypatch,
+        capsys,
+        "train",
+        "--dataset",
+        str(data),
+        "-t",
+        "meld",
+        "--out",
+        str(blocker / "m"),
+    )
     _one_line_error(res, "a-file: is not a folder")
-    res = _run(monkeypatch, capsys, "eval", "--dataset-file", str(data), "-t", "meld", "-r", REC, "-o", str(blocker / "r"))
+    res = _run(
+        monkeypatch,
+        capsys,
+        "eval",
+        "--dataset-file",
+        str(data),
+        "-t",
+        "meld",
+        "-r",
+        REC,
+        "-o",
+        str(blocker / "r"),
+    )
     _one_line_error(res, "a-file: is not a folder")
     res = _run(monkeypatch, capsys, "dialogue", str(dia), "-r", REC, "-o", str(blocker / "x.json"))
     _one_line_error(res, "a-file: is not a folder")
@@ -144,17 +200,26 @@ def test_outputs_are_checked_before_the_work(tmp_path: Path, monkeypatch: pytest
     assert ".tmp" not in line
 
 
-def test_a_folder_as_input_is_not_called_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_folder_as_input_is_not_called_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for args in (("dialogue", str(tmp_path)), ("annotate", str(tmp_path), str(tmp_path / "o.csv")),
                  ("eval", "--dataset-file", str(tmp_path), "-t", "meld", "-r", REC)):  # fmt: skip
-        line = _one_line_error(_run(monkeypatch, capsys, *args, "-r", REC) if args[0] != "eval" else _run(monkeypatch, capsys, *args), "is a folder")
+        line = _one_line_error(
+            _run(monkeypatch, capsys, *args, "-r", REC)
+            if args[0] != "eval"
+            else _run(monkeypatch, capsys, *args),
+            "is a folder",
+        )
         assert "no such file" not in line
 
 
 # 8. per-text length limit --------------------------------------------------------------------
 
 
-def test_one_per_text_limit_for_cli_python_and_service(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_per_text_limit_for_cli_python_and_service(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from emoscope.recognizers.base import MAX_TEXT_CHARS
     from emoscope.serve import ServeConfig
 
@@ -166,17 +231,23 @@ def test_one_per_text_limit_for_cli_python_and_service(monkeypatch: pytest.Monke
         load_recognizer(REC).predict(["a" * 2001])
     monkeypatch.setenv("EMOSCOPE_MAX_TEXT_CHARS", "3000")
     assert len(load_recognizer(REC).predict(["a" * 2001])) == 1
-    code, out, err = _run(monkeypatch, capsys, "analyze", "-r", REC, "--json", stdin=b"b" * 2500)
+    code, _, err = _run(monkeypatch, capsys, "analyze", "-r", REC, "--json", stdin=b"b" * 2500)
     assert code == 0, err
     monkeypatch.setenv("EMOSCOPE_MAX_TEXT_CHARS", "zero")
-    _one_line_error(_run(monkeypatch, capsys, "analyze", "-r", REC, "hi"), "EMOSCOPE_MAX_TEXT_CHARS")
+    _one_line_error(
+        _run(monkeypatch, capsys, "analyze", "-r", REC, "hi"), "EMOSCOPE_MAX_TEXT_CHARS"
+    )
 
 
 # 9. small ones ------------------------------------------------------------------------------
 
 
-def test_bom_is_dropped_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(monkeypatch, capsys, "analyze", "-r", REC, "--json", stdin=b"\xef\xbb\xbfI love it\n")
+def test_bom_is_dropped_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(
+        monkeypatch, capsys, "analyze", "-r", REC, "--json", stdin=b"\xef\xbb\xbfI love it\n"
+    )
     assert code == 0, err
     assert json.loads(out)["text"] == "I love it"
 

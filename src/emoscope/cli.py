@@ -377,10 +377,9 @@ def eval_(
     Further ``--name VALUE`` options go to the recogniser, e.g. ``--recognizer llm --backend hf
     --model PATH --prompt prc --retrieve 3``.
     """
+    from emoscope._io import check_writable
     from emoscope.evaluate import evaluate
     from emoscope.report import format_table, write_report
-
-    from emoscope._io import check_writable
 
     if (dataset is None) == (dataset_file is None):
         raise EmoscopeError("give exactly one of --dataset and --dataset-file")

@@ -1,4 +1,4 @@
-"""The service, safe to expose: API keys, CORS, docs pages, request ids, rate limit, status codes."""
+"""The service, safe to expose: API keys, CORS, docs, request ids, rate limit, status codes."""
 
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ def test_api_keys_guard_v1_but_not_health_or_page(keyed: TestClient) -> None:
     r = keyed.post("/v1/analyze", json=body)
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert "Bearer" in r.json()["detail"]
-    assert keyed.post("/v1/analyze", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        keyed.post("/v1/analyze", json=body, headers={"Authorization": "Bearer nope"}).status_code
+        == 401
+    )
     assert keyed.post("/v1/analyze", json=body, headers={"Authorization": KEY}).status_code == 401
     assert keyed.get("/v1/models").status_code == 401
     for key in (KEY, "other-key"):
@@ -50,14 +53,20 @@ def test_api_keys_guard_v1_but_not_health_or_page(keyed: TestClient) -> None:
     assert keyed.get("/openapi.json").status_code == 200
 
 
-def test_keys_are_never_shown_or_logged(keyed: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_keys_are_never_shown_or_logged(
+    keyed: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     config = ServeConfig(api_keys=(KEY,))
     assert KEY not in repr(config)
     with caplog.at_level(logging.DEBUG):
         keyed.post("/v1/analyze", json={"text": "hi"}, headers={"Authorization": f"Bearer {KEY}"})
-        keyed.post("/v1/analyze", json={"text": "hi"}, headers={"Authorization": "Bearer wrong-one"})
+        keyed.post(
+            "/v1/analyze", json={"text": "hi"}, headers={"Authorization": "Bearer wrong-one"}
+        )
     assert caplog.records, "requests are logged"
-    assert all(KEY not in r.getMessage() and "wrong-one" not in r.getMessage() for r in caplog.records)
+    assert all(
+        KEY not in r.getMessage() and "wrong-one" not in r.getMessage() for r in caplog.records
+    )
 
 
 def test_read_api_keys_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,7 +93,9 @@ def test_cors_is_off_by_default_and_follows_the_allow_list(plain: TestClient) ->
     r = plain.post("/v1/analyze", json={"text": "hi"}, headers={"Origin": "https://app.example"})
     assert "access-control-allow-origin" not in r.headers
     with _client(cors_origins=("https://app.example",), api_keys=(KEY,)) as c:
-        r = c.options("/v1/analyze", headers={**pre, "Access-Control-Request-Headers": "authorization"})
+        r = c.options(
+            "/v1/analyze", headers={**pre, "Access-Control-Request-Headers": "authorization"}
+        )
         assert r.status_code == 200  # the preflight needs no key
         assert r.headers["access-control-allow-origin"] == "https://app.example"
         r = c.options("/v1/analyze", headers={**pre, "Origin": "https://evil.example"})
@@ -94,7 +105,10 @@ def test_cors_is_off_by_default_and_follows_the_allow_list(plain: TestClient) ->
             json={"text": "hi"},
             headers={"Origin": "https://app.example", "Authorization": f"Bearer {KEY}"},
         )
-        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
+        assert (
+            r.status_code == 200
+            and r.headers["access-control-allow-origin"] == "https://app.example"
+        )
 
 
 def test_docs_pages_are_off_by_default_but_the_schema_is_served(plain: TestClient) -> None:
@@ -106,13 +120,17 @@ def test_docs_pages_are_off_by_default_but_the_schema_is_served(plain: TestClien
         assert c.get("/redoc").status_code == 200
 
 
-def test_request_id_is_echoed_or_made_and_logged(plain: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_request_id_is_echoed_or_made_and_logged(
+    plain: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="emoscope.serve"):
         r = plain.post("/v1/analyze", json={"text": "hi"}, headers={"X-Request-ID": "abc-123"})
         assert r.headers["x-request-id"] == "abc-123"
         made = plain.get("/healthz").headers["x-request-id"]
         assert len(made) == 32
-        forged = plain.get("/healthz", headers={"X-Request-ID": "x\n200 fake"}).headers["x-request-id"]
+        forged = plain.get("/healthz", headers={"X-Request-ID": "x\n200 fake"}).headers[
+            "x-request-id"
+        ]
         assert forged != "x\n200 fake" and len(forged) == 32
         bad = plain.post("/v1/analyze", json={"text": ""})
         assert bad.status_code == 422 and bad.headers["x-request-id"]
@@ -157,7 +175,11 @@ def test_bad_bodies_get_422_and_wrong_content_type_415(plain: TestClient) -> Non
     assert r.status_code == 415
     r = plain.post("/v1/analyze", content=b"\x80")  # no content type (found by hypothesis: 500)
     assert r.status_code == 415
-    ok = plain.post("/v1/analyze", content=b'{"text": "hi"}', headers={"content-type": "application/json; charset=utf-8"})
+    ok = plain.post(
+        "/v1/analyze",
+        content=b'{"text": "hi"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
     assert ok.status_code == 200
 
 
@@ -171,4 +193,9 @@ def test_lone_surrogate_is_422_naming_the_field(plain: TestClient) -> None:
     r = plain.post(
         "/v1/dialogue", content=b'{"utterances": [{"text": "ok", "speaker": "\\udc00"}]}', headers=h
     )
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "utterances", 0, "speaker"]
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == [
+        "body",
+        "utterances",
+        0,
+        "speaker",
+    ]

@@ -33,7 +33,10 @@ def test_load_level_and_flatness_helpers() -> None:
 def test_soak_script_runs_and_stops_by_itself(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     src = Path(__file__).resolve().parents[2] / "src"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(
         [sys.executable, str(BENCHMARKS / "serve_soak.py"), "--recognizer", "lexicon",
          "--duration", "3", "--window", "1", "--warmup-seconds", "1", "--out", str(out)],

@@ -160,6 +160,7 @@ def _taxonomy(name: str) -> Taxonomy:
 # Request and response models
 # ------------------------------------------------------------------------------------------
 
+
 def _valid_unicode(value: str) -> str:
     """Refuse strings that cannot be encoded as UTF-8 (lone surrogates such as ``\\ud800``)."""
     try:
