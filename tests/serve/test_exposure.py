@@ -199,3 +199,43 @@ def test_lone_surrogate_is_422_naming_the_field(plain: TestClient) -> None:
         0,
         "speaker",
     ]
+
+
+def test_serve_cli_warns_on_a_public_host_without_keys_and_passes_the_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import uvicorn
+
+    from emoscope import cli
+
+    seen: list[dict[str, object]] = []
+
+    def fake_run(app: object, **kwargs: object) -> None:
+        seen.append({"app": app, **kwargs})
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.delenv("EMOSCOPE_API_KEYS", raising=False)
+
+    def serve(*args: str) -> str:
+        with pytest.raises(SystemExit) as e:
+            cli.main(["serve", "-r", "lexicon", *args])
+        assert e.value.code in (0, None)
+        return capsys.readouterr().err
+
+    assert "warning: listening on 0.0.0.0 without API keys" in serve("--host", "0.0.0.0")
+    assert "warning" not in serve("--host", "127.0.0.1")
+    assert "warning" not in serve("--host", "::1")
+    keys = tmp_path / "keys"
+    keys.write_text(f"{KEY}\n")
+    err = serve("--host", "0.0.0.0", "--api-key-file", str(keys), "--cors-origin", "https://a.b",
+                "--rate-limit", "5", "--docs")  # fmt: skip
+    assert "warning" not in err and KEY not in err
+    config = seen[-1]["app"].state.service.config  # type: ignore[attr-defined]
+    assert config.api_keys == (KEY,) and config.cors_origins == ("https://a.b",)
+    assert config.rate_limit == 5 and config.docs
+    monkeypatch.setenv("EMOSCOPE_API_KEYS", "k1,k2")
+    assert "warning" not in serve("--host", "0.0.0.0")
+    assert seen[-1]["app"].state.service.config.api_keys == ("k1", "k2")  # type: ignore[attr-defined]
+    with pytest.raises(SystemExit) as e:
+        cli.main(["serve", "-r", "lexicon", "--api-key-file", str(tmp_path / "missing")])
+    assert e.value.code == 2
