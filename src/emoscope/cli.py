@@ -29,7 +29,7 @@ from emoscope._cli_common import (
     note,
 )
 from emoscope.errors import EmoscopeError
-from emoscope.recognizers.base import MAX_TEXT_CHARS_ENV, max_text_chars
+from emoscope.recognizers.base import MAX_TEXT_CHARS_ENV, max_text_chars, unicode_problem
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -165,15 +165,10 @@ def decode_input(data: bytes, source: str) -> str:
     Undecodable bytes are an error (exit 2) naming the source, the line, the byte and its
     column, never replaced: a replaced character would change what is analysed.
     """
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise EmoscopeError(
-            f"{source}, line {line}: invalid UTF-8 byte 0x{data[e.start]:02x} at column {col}; "
-            "expected UTF-8 text (convert it, e.g. with iconv -f latin1 -t utf-8)"
-        ) from None
+    from emoscope.datasets._common import decode_utf8
+
+    expected = "UTF-8 text (convert it, e.g. with iconv -f latin1 -t utf-8)"
+    return decode_utf8(data, source, expected)
 
 
 def _read_texts(texts: list[str] | None) -> list[str]:
@@ -182,7 +177,7 @@ def _read_texts(texts: list[str] | None) -> list[str]:
             raise EmoscopeError("'-' (read stdin) cannot be mixed with texts given as arguments")
         # Undecodable argument bytes arrive as lone surrogates (surrogateescape): recover them.
         lines = [
-            decode_input(os.fsencode(t), f"argument {i + 1}") if _has_surrogate(t) else t
+            decode_input(os.fsencode(t), f"argument {i + 1}") if unicode_problem(t) else t
             for i, t in enumerate(texts)
         ]
     else:
@@ -202,14 +197,6 @@ def _read_texts(texts: list[str] | None) -> list[str]:
                 f"text (set {MAX_TEXT_CHARS_ENV} to change it)"
             )
     return out
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 @app.command()

@@ -347,15 +347,21 @@ def read_text(path: Path, *, lenient: bool = False) -> str:
     that the record containing them can be reported and skipped by :func:`check_utf8`.
     """
     data = path.read_bytes()
+    if lenient:
+        return data.decode("utf-8-sig", errors="surrogateescape")
+    return decode_utf8(data, path)
+
+
+def decode_utf8(data: bytes, source: str | Path, expected: str = UTF8_EXPECTED) -> str:
+    """``data`` decoded as UTF-8 without a leading byte-order mark; invalid UTF-8 raises
+    :class:`DataError` naming ``source``, the line and column of the first bad byte."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        if lenient:
-            return data.decode("utf-8-sig", errors="surrogateescape")
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise DataError(
-            path, line, f"invalid UTF-8 byte 0x{data[e.start]:02x} at column {col}", UTF8_EXPECTED
+            source, line, f"invalid UTF-8 byte 0x{data[e.start]:02x} at column {col}", expected
         ) from None
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "load_recognizer",
     "max_text_chars",
     "register",
+    "unicode_problem",
 ]
 
 Input = str | Dialogue
@@ -53,13 +54,18 @@ def _check_text(text: str, where: str, limit: int) -> None:
             f"{where} has {len(text):,} characters; the limit is {limit:,} characters per text "
             f"(set {MAX_TEXT_CHARS_ENV} to change it)"
         )
+    problem = unicode_problem(text)
+    if problem:
+        raise EmoscopeError(f"{where} {problem} (undecodable input?); expected valid Unicode text")
+
+
+def unicode_problem(text: str) -> str | None:
+    """What makes ``text`` impossible to encode as UTF-8 (a lone surrogate), or None."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise EmoscopeError(
-            f"{where} contains an unpaired surrogate U+{ord(text[e.start]):04X} at character "
-            f"{e.start} (undecodable input?); expected valid Unicode text"
-        ) from None
+        return f"contains an unpaired surrogate U+{ord(text[e.start]):04X} at character {e.start}"
+    return None
 
 
 @runtime_checkable

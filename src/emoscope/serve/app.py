@@ -65,7 +65,7 @@ from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import EmoscopeError
 from emoscope.labels import TAXONOMIES, Taxonomy, get_taxonomy, map_label
 from emoscope.prediction import EmotionPrediction
-from emoscope.recognizers.base import MAX_TEXT_CHARS, Recognizer
+from emoscope.recognizers.base import MAX_TEXT_CHARS, Recognizer, unicode_problem
 
 __all__ = [
     "STATIC_DIR",
@@ -163,13 +163,9 @@ def _taxonomy(name: str) -> Taxonomy:
 
 def _valid_unicode(value: str) -> str:
     """Refuse strings that cannot be encoded as UTF-8 (lone surrogates such as ``\\ud800``)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise ValueError(
-            f"contains an unpaired surrogate U+{ord(value[e.start]):04X} at character "
-            f"{e.start}; expected valid Unicode text"
-        ) from None
+    problem = unicode_problem(value)
+    if problem:
+        raise ValueError(f"{problem}; expected valid Unicode text")
     return value
 
 
