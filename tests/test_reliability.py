@@ -269,3 +269,13 @@ def test_python_api_rejects_empty_text_and_empty_dialogue_like_cli_and_http() ->
     with pytest.raises(EmoscopeError, match="input 1 is a dialogue without utterances"):
         rec.predict(["hi", Dialogue([])])
     assert len(rec.predict(["hi", Dialogue(["a", "b"])])) == 3
+
+
+def test_annotate_makes_texts_over_the_shared_limit_bad_rows(tmp_path: Path) -> None:
+    from emoscope.annotate import AnnotateOptions, annotate
+
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,I love it\n2," + "a" * 3000 + "\n")
+    res = annotate(src, tmp_path / "o.csv", AnnotateOptions(recognizer=REC), progress=False)
+    bad = [json.loads(x) for x in res.bad_rows_file.read_text().splitlines()]
+    assert res.bad == 1 and bad[0]["line"] == 3 and "EMOSCOPE_MAX_TEXT_CHARS" in bad[0]["reason"]

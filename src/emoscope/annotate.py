@@ -64,6 +64,7 @@ import typer
 from emoscope._cli_common import ProgressOpt, RecognizerOpt, TaxonomyOpt, note
 from emoscope._io import atomic_open, require_file, write_json
 from emoscope.errors import EmoscopeError
+from emoscope.recognizers.base import MAX_TEXT_CHARS_ENV, max_text_chars
 
 if TYPE_CHECKING:
     from emoscope.dialogue import Dialogue
@@ -612,7 +613,9 @@ def _read_parquet_chunk(job: Job, spec: ChunkSpec) -> list[_Row]:
     return [_Row(spec.first_row + k, 0, r) for k, r in enumerate(records)]
 
 
-def _text_problem(record: dict[str, Any], col: str, max_chars: int) -> str | None:
+def _text_problem(
+    record: dict[str, Any], col: str, max_chars: int, limit_name: str = "--max-chars"
+) -> str | None:
     if col not in record:
         return f"no {col!r} field"
     value = record[col]
@@ -623,7 +626,7 @@ def _text_problem(record: dict[str, Any], col: str, max_chars: int) -> str | Non
     if not value.strip():
         return f"{col!r} is empty"
     if len(value) > max_chars:
-        return f"{col!r} has {len(value):,} characters; the limit is {max_chars:,} (--max-chars)"
+        return f"{col!r} has {len(value):,} characters; the limit is {max_chars:,} ({limit_name})"
     return None
 
 
@@ -803,9 +806,16 @@ class ChunkAnnotator:
         """Annotate one chunk."""
         opts = self.job.options
         rows = _read_chunk(self.job, spec)
+        # predict() refuses texts over the shared per-text limit: such rows are bad rows too.
+        shared = max_text_chars()
+        limit, name = (
+            (opts.max_chars, "--max-chars")
+            if opts.max_chars <= shared
+            else (shared, MAX_TEXT_CHARS_ENV)
+        )
         for r in rows:
             if r.problem is None and r.record is not None:
-                r.problem = _text_problem(r.record, opts.text_col, opts.max_chars)
+                r.problem = _text_problem(r.record, opts.text_col, limit, name)
         preds = self._predict_dialogues(rows) if opts.dialogue_col else self._predict_texts(rows)
         out_fmt = self.job.out_format
         structured = out_fmt == "jsonl"
@@ -1425,7 +1435,12 @@ def annotate_command(
         ),
     ] = None,
     max_chars: Annotated[
-        int, typer.Option("--max-chars", min=1, help="Longer texts are bad rows.")
+        int,
+        typer.Option(
+            "--max-chars",
+            min=1,
+            help="Longer texts are bad rows (at most $EMOSCOPE_MAX_TEXT_CHARS, default 2000).",
+        ),
     ] = 5000,
     probs: Annotated[
         str,
