@@ -45,6 +45,18 @@ def serve(
         int,
         typer.Option("--max-queue", min=0, help="Requests that may wait for a thread before 503."),
     ] = 64,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            "--batch-wait-ms",
+            min=0,
+            help="Micro-batching: how long a request waits for others to share its forward "
+            "pass (0 = off).",
+        ),
+    ] = 2.0,
+    batch_max_texts: Annotated[
+        int, typer.Option("--batch-max-texts", min=1, help="Most texts per micro-batch.")
+    ] = 64,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (debug, info, warning...).")
     ] = "info",
@@ -78,6 +90,8 @@ def serve(
         max_body_bytes=max_body_bytes,
         concurrency=concurrency,
         max_queue=max_queue,
+        batch_wait_ms=batch_wait_ms,
+        batch_max_texts=batch_max_texts,
     )
     # Loading here (not in the app's start-up) turns a bad --recognizer into a one-line error;
     # without --recognizer this is the default model (or the lexicon, with a note, when the
