@@ -110,7 +110,7 @@ def run_parts(
     previous = json.loads(out.read_text("utf-8")) if out.is_file() else {}
     results: dict[str, Any] = dict(previous.get("parts", {}))
     for name in parts:
-        if name in results and name not in redo:
+        if name in results and name not in redo and not results[name].get("failed"):
             print(f"skip {name}: already in {out} (--redo {name} to measure again)", flush=True)
             continue
         before = os.getloadavg()

@@ -121,7 +121,9 @@ def gemm(threads: int, batch_tokens: int) -> dict[str, Any]:
         except RuntimeError as e:  # shape constraints of the int8 kernel
             row["int8-torch-error"] = str(e)[:200]  # type: ignore[assignment]
         row["int8-ort"] = flops / _time(_ort_int8_matmul(m, k, n, threads)) / 1e9
-        out["shapes"][label] = {k2: round(v, 1) if isinstance(v, float) else v for k2, v in row.items()}
+        out["shapes"][label] = {
+            k2: round(v, 1) if isinstance(v, float) else v for k2, v in row.items()
+        }
     model_shapes = [v for k2, v in out["shapes"].items() if k2.startswith(("qkv", "ffn"))]
     # The model's peak per format: the best of its three batch shapes (what a forward pass
     # could reach if every product ran at that speed).
@@ -152,8 +154,10 @@ def flops() -> dict[str, Any]:
 
     rec = EncoderRecognizer(backend="torch")
     cfg, bb = rec.config, rec.model.backbone.config
-    hidden, inter, layers = int(bb.hidden_size), int(bb.intermediate_size), len(
-        rec.model.backbone.encoder.layer
+    hidden, inter, layers = (
+        int(bb.hidden_size),
+        int(bb.intermediate_size),
+        len(rec.model.backbone.encoder.layer),
     )
     ds = load_dataset("meld", "test")
     targets = flatten_inputs(ds.inputs())
@@ -169,9 +173,7 @@ def flops() -> dict[str, Any]:
         computed_tokens += width * len(batch)
         padded += len(batch) * layers * _layer_flops(width, hidden, inter)
     plan = plan_windows(targets, cfg.max_turns, cfg.n_speakers)
-    ctx = sum(
-        cfg.context_layers * _layer_flops(len(w), hidden, 2 * hidden) for w in plan.windows
-    )
+    ctx = sum(cfg.context_layers * _layer_flops(len(w), hidden, 2 * hidden) for w in plan.windows)
     head_out = sum(3 if h.kind == "vad" else len(h.labels) for h in cfg.heads[:1]) + 3
     heads = len(targets) * 2 * (2 * hidden) * head_out
     n = len(targets)
@@ -239,9 +241,7 @@ def isa(backend: str) -> dict[str, Any]:
         opts.intra_op_num_threads = 2
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
-        enc.session = ort.InferenceSession(
-            str(enc.path), opts, providers=["CPUExecutionProvider"]
-        )
+        enc.session = ort.InferenceSession(str(enc.path), opts, providers=["CPUExecutionProvider"])
         rec.predict(texts)
         prof = Path(enc.session.end_profiling())
         events = json.loads(prof.read_text("utf-8"))
@@ -265,7 +265,15 @@ def _parse_verbose(text: str) -> dict[str, Any]:
     mkl_calls = Counter(
         m.group(1) for m in re.finditer(r"^MKL_VERBOSE (\w+)\(", text, flags=re.MULTILINE)
     )
-    mkl_isa = sorted(set(re.findall(r"^MKL_VERBOSE.*?Intel\(R\) ([^,]*?) (?:enabled|instructions)", text, flags=re.MULTILINE)))  # noqa: E501
+    mkl_isa = sorted(
+        set(
+            re.findall(
+                r"^MKL_VERBOSE.*?Intel\(R\) ([^,]*?) (?:enabled|instructions)",
+                text,
+                flags=re.MULTILINE,
+            )
+        )
+    )
     mkl_line = next((ln for ln in text.splitlines() if ln.startswith("MKL_VERBOSE Intel")), "")
     return {
         "onednn_primitives": dict(onednn.most_common()),
@@ -317,6 +325,7 @@ def main() -> None:
             res = isa(rest[0])
         print(json.dumps(res))
         return
+
     def run_part(name: str) -> dict[str, Any]:
         env = NO_AMX if name.endswith("-noamx") else {}
         if name == "flops":
@@ -325,13 +334,28 @@ def main() -> None:
             done = json.loads(args.out.read_text("utf-8")) if args.out.is_file() else {}
             fl = done.get("parts", {}).get("flops") or _last_json(_child(["--child", "flops"]))
             tokens = int(fl["tokens_computed"] / max(fl["chunks"] / fl["batch_size"], 1))
-            return _last_json(_child(["--threads", str(args.threads), "--child", "gemm", str(tokens)], env))
+            return _last_json(
+                _child(["--threads", str(args.threads), "--child", "gemm", str(tokens)], env)
+            )
         if name.startswith("backends"):
             rows = {}
             for b in BACKENDS:
                 if env and b.startswith("onnx"):
                     continue  # MLAS ignores the oneDNN/MKL ISA caps: nothing new to learn
-                rows[b] = _last_json(_child(["--threads", str(args.threads), "--repeats", str(args.repeats), "--child", "backend", b], env))
+                rows[b] = _last_json(
+                    _child(
+                        [
+                            "--threads",
+                            str(args.threads),
+                            "--repeats",
+                            str(args.repeats),
+                            "--child",
+                            "backend",
+                            b,
+                        ],
+                        env,
+                    )
+                )
             return {"backends": rows, "env": env}
         rows = {}
         for b in BACKENDS:
@@ -346,8 +370,13 @@ def main() -> None:
         "other jobs shared the CPU (1-minute load average above 0.75 x CPUs).",
     }
     only = [p for p in args.only.split(",") if p]
-    parts = run_parts(args.out, header, [p for p in PARTS if p in only], run_part,
-                      redo=[p for p in args.redo.split(",") if p])
+    parts = run_parts(
+        args.out,
+        header,
+        [p for p in PARTS if p in only],
+        run_part,
+        redo=[p for p in args.redo.split(",") if p],
+    )
     summary = summarise(parts)
     from emoscope._io import write_json
 

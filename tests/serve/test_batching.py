@@ -15,7 +15,9 @@ from emoscope.serve import ServeConfig, create_app
 from emoscope.serve.batching import BatcherClosed, MicroBatcher
 from scale_helpers import FragileRecognizer, SlowRecognizer, running_server, tiny_encoder_folder
 
-TEXTS = [f"text {i} " + "wow " * (i % 5) + ("I love it" if i % 2 else "this is awful") for i in range(24)]
+TEXTS = [
+    f"text {i} " + "wow " * (i % 5) + ("I love it" if i % 2 else "this is awful") for i in range(24)
+]
 
 
 def _upper(batch: list[str]) -> list[str]:
@@ -33,7 +35,9 @@ def test_concurrent_requests_share_calls_and_get_their_own_results() -> None:
     b: MicroBatcher[str, str] = MicroBatcher(predict, max_wait_ms=20, max_texts=8)
     try:
         with ThreadPoolExecutor(16) as pool:
-            futs = [pool.submit(lambda i=i: b.submit([f"a{i}", f"b{i}"]).result(10)) for i in range(16)]
+            futs = [
+                pool.submit(lambda i=i: b.submit([f"a{i}", f"b{i}"]).result(10)) for i in range(16)
+            ]
             got = [f.result() for f in futs]
     finally:
         b.close()

@@ -22,9 +22,9 @@ limit error names the limit (its ``emoscope serve`` option) and its value.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
