@@ -263,7 +263,8 @@ def _parse_verbose(text: str) -> dict[str, Any]:
             i = f.index("exec")
             onednn[f"{f[i + 2]}: {f[i + 3]}"] += 1  # primitive kind: implementation (ISA)
     mkl_calls = Counter(
-        m.group(1) for m in re.finditer(r"^MKL_VERBOSE (\w+)\(", text, flags=re.MULTILINE)
+        m.group(1)
+        for m in re.finditer(r"^MKL_VERBOSE ([A-Z][A-Z0-9_]+)\(", text, flags=re.MULTILINE)
     )
     mkl_isa = sorted(
         set(
