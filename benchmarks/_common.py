@@ -124,3 +124,16 @@ def run_parts(
         print(name, json.dumps(result)[:400], flush=True)
         write_json(out, {**header, "parts": results})
     return results
+
+
+# distilroberta-base's shape (the architecture of the most used English emotion classifier), for
+# randomly initialised speed-only peers.
+DISTILROBERTA_BASE: dict[str, Any] = {
+    "vocab_size": 50265,
+    "hidden_size": 768,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 514,
+    "type_vocab_size": 1,
+}

@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import run_parts
+from _common import DISTILROBERTA_BASE, run_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "peers_speed.json"
@@ -67,16 +67,7 @@ def _texts_and_inputs() -> tuple[list[str], list[Any]]:
 def _hf_classifier() -> Any:
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    cfg = RobertaConfig(
-        vocab_size=50265,
-        hidden_size=768,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        num_labels=7,
-    )
+    cfg = RobertaConfig(**DISTILROBERTA_BASE, num_labels=7)
     return RobertaForSequenceClassification(cfg).eval()
 
 

@@ -75,18 +75,11 @@ def _recognizer(config: str) -> Any:
         return EncoderRecognizer(backend=config.removeprefix("minilm-"))
     from transformers import RobertaConfig, RobertaModel
 
+    from _common import DISTILROBERTA_BASE
     from emoscope.recognizers.encoder import EmotionEncoder
 
     shipped = EncoderRecognizer()
-    rcfg = RobertaConfig(
-        vocab_size=50265,
-        hidden_size=768,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-    )
+    rcfg = RobertaConfig(**DISTILROBERTA_BASE)
     model = EmotionEncoder(shipped.config, RobertaModel(rcfg)).eval()
     return EncoderRecognizer(model=model, tokenizer=shipped.tokenizer)
 
