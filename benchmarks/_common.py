@@ -8,6 +8,7 @@ import os
 import platform
 import statistics
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,49 @@ def run_grid(
             runs.append(row)
             write_json(out, {"setup": setup, "runs": runs, "summary": summarise(runs, group, keys)})
     return summarise(runs, group, keys)
+
+
+def run_parts(
+    out: Path,
+    header: dict[str, Any],
+    parts: Sequence[str],
+    run_part: Callable[[str], dict[str, Any]],
+    redo: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Run each named part not yet in ``out`` (or named in ``redo``) and checkpoint after each.
+
+    Every part's result gets the load averages before and after it and ``contended`` (the
+    1-minute load average exceeded the CPU count at either end: other jobs shared the CPU), so
+    a result measured on a busy machine says so, and a rerun on a quiet one redoes only what is
+    asked (``--redo``) or missing.
+    """
+    previous = json.loads(out.read_text("utf-8")) if out.is_file() else {}
+    results: dict[str, Any] = dict(previous.get("parts", {}))
+    for name in parts:
+        if name in results and name not in redo and not results[name].get("failed"):
+            print(f"skip {name}: already in {out} (--redo {name} to measure again)", flush=True)
+            continue
+        before = os.getloadavg()
+        result = run_part(name)
+        after = os.getloadavg()
+        result["load_average_before"] = [round(x, 2) for x in before]
+        result["load_average_after"] = [round(x, 2) for x in after]
+        result["contended"] = max(before[0], after[0]) > (os.cpu_count() or 1) * 0.75
+        result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        results[name] = result
+        print(name, json.dumps(result)[:400], flush=True)
+        write_json(out, {**header, "parts": results})
+    return results
+
+
+# distilroberta-base's shape (the architecture of the most used English emotion classifier), for
+# randomly initialised speed-only peers.
+DISTILROBERTA_BASE: dict[str, Any] = {
+    "vocab_size": 50265,
+    "hidden_size": 768,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 514,
+    "type_vocab_size": 1,
+}

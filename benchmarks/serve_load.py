@@ -164,11 +164,14 @@ async def _phase(
     }
 
 
-def _start_server(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
+def _start_server(
+    args: argparse.Namespace, port: int, batch_wait_ms: float
+) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable, "-m", "emoscope.cli", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--log-level", "warning",
         "--concurrency", str(args.concurrency), "--max-queue", "256",
+        "--batch-wait-ms", str(batch_wait_ms),
     ]  # fmt: skip
     if args.recognizer:
         cmd += ["--recognizer", args.recognizer]
@@ -203,8 +206,76 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=2, help="server prediction threads")
     ap.add_argument("--start-timeout", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--batch-wait-ms",
+        default="0,2",
+        help="comma-separated micro-batching waits to compare side by side (0 = off)",
+    )
+    ap.add_argument("--redo", action="store_true", help="re-measure settings already in --out")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    waits = [float(x) for x in args.batch_wait_ms.split(",") if x.strip()]
+    previous = _read_previous(args.out)
+    modes: dict[str, Any] = {}
+    for wait in waits:
+        key = f"batch_wait_ms={wait:g}"
+        same = previous.get(key, {}).get("bounds") == _bounds(args)
+        if same and not args.redo:
+            print(f"skip {key}: already in {args.out} (--redo to measure again)", flush=True)
+            modes[key] = previous[key]
+            continue
+        modes[key] = _run_one(args, wait)
+        write_json(args.out, _summary(modes))
+        if modes[key]["errors_total"]:
+            raise SystemExit(f"{modes[key]['errors_total']} requests failed ({key})")
+
+
+def _bounds(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "seconds_per_phase": args.duration,
+        "max_requests_per_phase": args.max_requests,
+        "clients": args.clients,
+        "shapes": args.shapes,
+    }
+
+
+def _read_previous(out: Path) -> dict[str, Any]:
+    import json
+
+    if not out.is_file():
+        return {}
+    modes: dict[str, Any] = json.loads(out.read_text("utf-8")).get("modes", {})
+    return modes
+
+
+def _summary(modes: dict[str, Any]) -> dict[str, Any]:
+    """All settings, and req/s of each phase relative to micro-batching off."""
+    base = modes.get("batch_wait_ms=0")
+    ratios: dict[str, Any] = {}
+    if base:
+        ref = {(p["shape"], p["clients"]): p for p in base["phases"]}
+        for key, mode in modes.items():
+            ratios[key] = {
+                f"{p['shape']}@{p['clients']}": round(
+                    p["requests_per_second"]
+                    / ref[(p["shape"], p["clients"])]["requests_per_second"],
+                    2,
+                )
+                for p in mode["phases"]
+                if (p["shape"], p["clients"]) in ref
+            }
+    return {
+        "benchmark": "serve_load",
+        "emoscope_version": __version__,
+        "modes": modes,
+        "requests_per_second_vs_batching_off": ratios,
+        "note": "Each setting is its own server process, measured one after another in one run "
+        "of this script; see each mode's machine.load_average_* for other jobs on the CPU.",
+    }
+
+
+def _run_one(args: argparse.Namespace, batch_wait_ms: float) -> dict[str, Any]:
+    """Start a server with this micro-batching setting, load it, and describe the run."""
 
     texts = _texts(4000, args.seed)
     dialogues = _dialogues(200, 8, args.seed)
@@ -221,7 +292,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     load_start = os.getloadavg()
     t_start = time.monotonic()
-    server = _start_server(args, port)
+    server = _start_server(args, port, batch_wait_ms)
     start_seconds = time.monotonic() - t_start
     pid = server.pid
     served = httpx.get(f"{url}/v1/models", timeout=10).json()["recognizer"]["name"]
@@ -262,8 +333,9 @@ def main() -> None:
             "engine": "uvicorn, 1 worker process",
             "prediction_threads": args.concurrency,
             "start_seconds": round(start_seconds, 2),
+            "batch_wait_ms": batch_wait_ms,
         },
-        "bounds": {"seconds_per_phase": args.duration, "max_requests_per_phase": args.max_requests},
+        "bounds": _bounds(args),
         "machine": machine_info(
             load_start,
             "client and server share the machine; the load averages show whether other jobs "
@@ -280,10 +352,12 @@ def main() -> None:
             "flat": bool(growth < max(20.0, 0.1 * rss_start)),
         },
     }
-    write_json(args.out, result)
-    print(f"wrote {args.out}: errors={errors}, rss {rss_start:.0f} -> {rss_end:.0f} MB")
-    if errors:
-        raise SystemExit(f"{errors} requests failed")
+    load_end = os.getloadavg()
+    result["contended"] = max(load_start[0], load_end[0]) > (os.cpu_count() or 1) * 0.75
+    print(
+        f"batch_wait_ms={batch_wait_ms:g}: errors={errors}, rss {rss_start:.0f} -> {rss_end:.0f} MB"
+    )
+    return result
 
 
 if __name__ == "__main__":

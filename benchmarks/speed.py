@@ -2,7 +2,12 @@
 
 Configurations (each measured in its own subprocess so peak RSS is its own):
 
-- ``minilm-torch``: the shipped model, PyTorch;
+- ``default``: the shipped model as ``emoscope.load()`` gives it (backend ``auto``: bfloat16
+  autocast on a CPU with native bf16, float32 elsewhere);
+- ``minilm-torch``: the shipped model, PyTorch float32;
+- ``minilm-torch-bf16``: bfloat16 autocast of the utterance encoder (AMX on this CPU);
+- ``minilm-torch-dynamic-int8``: torch dynamic int8 quantisation of the encoder's linear layers
+  (``torch.ao.quantization.quantize_dynamic``) — a candidate, measured, not a backend;
 - ``minilm-onnx``: the same, utterance encoder in ONNX Runtime (fp32);
 - ``minilm-onnx-int8``: the same with dynamic int8 quantisation (accuracy change reported);
 - ``distilroberta-torch``: the same pipeline (chunking, context model, heads) on a
@@ -11,12 +16,17 @@ Configurations (each measured in its own subprocess so peak RSS is its own):
   WordPiece tokenizer (distilroberta's BPE files are not available offline), which changes
   neither sequence lengths much nor compute per token.
 
+The default backend must keep MELD-test weighted-F1 within 0.002 of float32 (``qualifies``);
+``padding`` gives the tokens computed vs the real tokens of the length-sorted batches. Each
+configuration is checkpointed into the results file, with the load averages before and after it:
+a rerun measures only what is missing or named in ``--redo``.
+
 Measured: batch throughput over MELD test (2,610 utterances read in their dialogues' context),
 median of ``--repeats`` runs; single-text latency (``predict([text])`` warm, p50/p95 over 200
 texts); MELD-test weighted-F1 (for the accuracy cost of ONNX/int8); peak RSS. Also the whole
 ``emoscope analyze "text"`` process, cold, median of 3. Results: ``benchmarks/results/speed.json``.
 
-    python benchmarks/speed.py [--repeats 3]
+    python benchmarks/speed.py [--repeats 3] [--redo default,minilm-torch,...]
 """
 
 from __future__ import annotations
@@ -33,28 +43,43 @@ import time
 from pathlib import Path
 from typing import Any
 
-CONFIGS = ("minilm-torch", "minilm-onnx", "minilm-onnx-int8", "distilroberta-torch")
+CONFIGS = (
+    "default",
+    "minilm-torch",
+    "minilm-torch-bf16",
+    "minilm-torch-dynamic-int8",
+    "minilm-onnx",
+    "minilm-onnx-int8",
+    "distilroberta-torch",
+)
+F1_TOLERANCE = 0.002
 
 
 def _recognizer(config: str) -> Any:
     from emoscope.recognizers.encoder import EncoderRecognizer
 
+    if config == "default":
+        return EncoderRecognizer()
+    if config == "minilm-torch-dynamic-int8":
+        import torch
+
+        rec = EncoderRecognizer(backend="torch")
+        for m in rec.model.backbone.modules():  # _bert's uninitialised Linear is a plain Linear
+            if isinstance(m, torch.nn.Linear):
+                m.__class__ = torch.nn.Linear
+        rec.model.backbone = torch.ao.quantization.quantize_dynamic(
+            rec.model.backbone, {torch.nn.Linear}, dtype=torch.qint8
+        )
+        return rec
     if config.startswith("minilm-"):
         return EncoderRecognizer(backend=config.removeprefix("minilm-"))
     from transformers import RobertaConfig, RobertaModel
 
+    from _common import DISTILROBERTA_BASE
     from emoscope.recognizers.encoder import EmotionEncoder
 
     shipped = EncoderRecognizer()
-    rcfg = RobertaConfig(
-        vocab_size=50265,
-        hidden_size=768,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-    )
+    rcfg = RobertaConfig(**DISTILROBERTA_BASE)
     model = EmotionEncoder(shipped.config, RobertaModel(rcfg)).eval()
     return EncoderRecognizer(model=model, tokenizer=shipped.tokenizer)
 
@@ -93,7 +118,8 @@ def measure(config: str, repeats: int) -> dict[str, Any]:
         "latency_ms_p50": round(statistics.median(lat), 2),
         "latency_ms_p95": round(lat[int(0.95 * len(lat)) - 1], 2),
     }
-    if config.startswith("minilm-"):
+    out["backend"] = getattr(rec, "backend", None)
+    if config.startswith("minilm-") or config == "default":
         res = evaluate(rec, ds, progress=False)
         assert res.classification is not None
         out["meld_test_weighted_f1"] = round(res.classification["weighted_f1"], 4)
@@ -120,48 +146,112 @@ def cold_cli(repeats: int = 3) -> dict[str, Any]:
     }
 
 
+def _padding() -> dict[str, Any]:
+    from roofline import flops
+
+    fl = flops()
+    keys = ("tokens_real", "tokens_computed", "padding_waste", "token_length", "batch_size")
+    return {k: fl[k] for k in keys}
+
+
+def _fraction_of_peak(results: dict[str, Any]) -> dict[str, Any]:
+    """Achieved GFLOP/s and fraction of the matching GEMM peak, from ``roofline.json``."""
+    from roofline import OUT as ROOFLINE
+    from roofline import PEAK_OF
+
+    if not ROOFLINE.is_file():
+        return {}
+    parts = json.loads(ROOFLINE.read_text("utf-8")).get("parts", {})
+    if "flops" not in parts or "gemm" not in parts:
+        return {}
+    per_utt = parts["flops"]["gflop_per_utterance_computed"]
+    peaks = parts["gemm"]["peak_gflops_at_model_shapes"]
+    out = {}
+    for name, r in results.items():
+        backend = r.get("backend")
+        if name.startswith("distilroberta") or backend not in PEAK_OF:
+            continue
+        gflops = r["utterances_per_second_median"] * per_utt
+        peak = peaks.get(PEAK_OF[backend])
+        out[name] = {
+            "achieved_gflops": round(gflops, 1),
+            "peak_gflops": peak,
+            "fraction_of_peak": round(gflops / peak, 3) if peak else None,
+            "peak_contended": parts["gemm"].get("contended"),
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--one", choices=CONFIGS, help=argparse.SUPPRESS)
-    ap.add_argument("--out", default="benchmarks/results/speed.json")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    ap.add_argument("--redo", default="", help="comma-separated parts to measure again")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(measure(args.one, args.repeats)))
         return
-    results: dict[str, Any] = {}
-    for config in CONFIGS:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import run_parts
+
+    def run_part(name: str) -> dict[str, Any]:
+        if name == "cli_analyze_cold":
+            return cold_cli()
+        if name == "padding":
+            return _padding()
         proc = subprocess.run(
-            [sys.executable, __file__, "--one", config, "--repeats", str(args.repeats)],
+            [sys.executable, __file__, "--one", name, "--repeats", str(args.repeats)],
             check=True,
             capture_output=True,
             text=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
-        results[config] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(config, results[config], flush=True)
-    base = results["minilm-torch"]["utterances_per_second_median"]
-    for r in results.values():
-        r["throughput_vs_minilm_torch"] = round(r["utterances_per_second_median"] / base, 3)
+        out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return out
+
     import torch
 
+    header = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": 2,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "note": "Configurations measured one after another by this script, each in its own "
+        "process; 'contended' marks a part during which other jobs shared the CPU.",
+    }
+    parts = run_parts(
+        args.out,
+        header,
+        [*CONFIGS, "padding", "cli_analyze_cold"],
+        run_part,
+        redo=[p for p in args.redo.split(",") if p],
+    )
+    results = {k: parts[k] for k in CONFIGS if k in parts}
+    summary: dict[str, Any] = {}
+    base = results.get("minilm-torch")
+    if base:
+        f32 = base["meld_test_weighted_f1"]
+        for r in results.values():
+            r["throughput_vs_minilm_torch"] = round(
+                r["utterances_per_second_median"] / base["utterances_per_second_median"], 3
+            )
+            if "meld_test_weighted_f1" in r:
+                r["qualifies"] = abs(r["meld_test_weighted_f1"] - f32) <= F1_TOLERANCE
+        qualified = [n for n, r in results.items() if r.get("qualifies") and n != "default"]
+        fastest = max(qualified, key=lambda n: results[n]["utterances_per_second_median"])
+        summary = {
+            "default_backend": results.get("default", {}).get("backend"),
+            "fastest_qualifying": fastest,
+            "f1_tolerance": F1_TOLERANCE,
+            "fraction_of_peak": _fraction_of_peak(results),
+        }
     from emoscope._io import write_json
 
-    write_json(
-        args.out,
-        {
-            "configs": results,
-            "cli_analyze_cold": cold_cli(),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "torch_threads": 2,
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-            },
-            "date": time.strftime("%Y-%m-%d"),
-            "note": "All configurations measured in one run of this script, one after another.",
-        },
-    )
+    write_json(args.out, {**header, "parts": parts, "summary": summary})
+    print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

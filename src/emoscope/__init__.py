@@ -43,11 +43,12 @@ __all__ = [
 
 
 def load(
-    path: str | None = None, taxonomy: str | None = None, backend: str = "torch"
+    path: str | None = None, taxonomy: str | None = None, backend: str = "auto"
 ) -> EncoderRecognizer:
     """Load emoscope's default model (or a model folder saved by ``emoscope train``).
 
-    ``backend`` is ``torch``, ``onnx`` or ``onnx-int8`` (the last two need ``emoscope[onnx]``).
+    ``backend`` is ``auto`` (bfloat16 where the CPU has it natively, else float32), ``torch``
+    (float32), ``torch-bf16``, ``onnx`` or ``onnx-int8`` (the last two need ``emoscope[onnx]``).
     """
     from emoscope.recognizers.encoder import EncoderRecognizer
 

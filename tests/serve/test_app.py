@@ -239,7 +239,7 @@ def test_body_size_limit_is_413_with_and_without_content_length() -> None:
 
 def test_predictions_run_off_the_event_loop_with_bounded_concurrency() -> None:
     rec = SlowRecognizer()
-    app = create_app(ServeConfig(concurrency=2, max_queue=16), recognizer=rec)
+    app = create_app(ServeConfig(concurrency=2, max_queue=16, batch_wait_ms=0), recognizer=rec)
     with running_server(app) as url:
         calls_before = rec.calls
         with httpx.Client(base_url=url, timeout=30) as c, ThreadPoolExecutor(8) as pool:
@@ -401,8 +401,9 @@ def test_default_model_is_loaded_once_at_start_up_and_shared(
     want = emoscope.load().predict(TEXTS)
     for r, p in zip(rs[:3], want, strict=True):
         [got] = r.json()["predictions"]
-        assert got["probs"] == pytest.approx(p.probs, abs=1e-5)
-        assert got["vad"] == pytest.approx(list(p.vad or []), abs=1e-5)
+        # the default backend may be bfloat16, whose results move with the batch they are in
+        assert got["probs"] == pytest.approx(p.probs, abs=2e-3)
+        assert got["vad"] == pytest.approx(list(p.vad or []), abs=2e-3)
 
 
 def test_cli_serve_uses_the_default_model_unless_it_is_missing(

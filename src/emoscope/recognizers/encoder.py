@@ -48,7 +48,7 @@ from emoscope.recognizers.base import Input, Target, flatten_inputs, register
 __all__ = ["EncoderConfig", "EncoderRecognizer", "HeadConfig", "default_model_path"]
 
 DEFAULT_MODEL_DIR = "data/default_model"
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def default_model_path() -> Path:
@@ -394,7 +394,10 @@ class EncoderRecognizer:
         taxonomy: the taxonomy of the output distribution. A head of that taxonomy is used when
             the model has one; otherwise the default head's distribution is mapped.
         batch_size: utterances per forward pass.
-        backend: ``torch``; ``onnx`` runs the utterance encoder in ONNX Runtime and
+        backend: ``auto`` (default) is ``torch-bf16`` where the CPU has native bfloat16
+            arithmetic (AVX512-BF16 or AMX) and ``torch`` (float32) elsewhere (see
+            :mod:`emoscope.recognizers.precision`); ``torch-bf16`` runs the utterance encoder
+            under bfloat16 autocast; ``onnx`` runs the utterance encoder in ONNX Runtime and
             ``onnx-int8`` does so with dynamically int8-quantised weights (see
             :mod:`emoscope.recognizers.encoder_onnx`).
     """
@@ -406,7 +409,7 @@ class EncoderRecognizer:
         path: str | Path | None = None,
         taxonomy: str | None = None,
         batch_size: int = 64,
-        backend: str = "torch",
+        backend: str = "auto",
         *,
         model: EmotionEncoder | None = None,
         tokenizer: Any = None,
@@ -422,11 +425,19 @@ class EncoderRecognizer:
         self.tokenizer = tokenizer
         self.config = model.config
         self.batch_size = batch_size
+        if backend == "auto":
+            from emoscope.recognizers.precision import default_backend
+
+            backend = default_backend()
         self.backend = backend
         self._taxonomy = get_taxonomy(taxonomy or self.config.default_taxonomy)
         self._token_sums: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
         if backend == "torch":
             self._token_sums = self._torch_token_sums
+        elif backend == "torch-bf16":
+            from emoscope.recognizers.precision import bf16_autocast
+
+            self._token_sums = bf16_autocast(self._torch_token_sums)
         else:
             from emoscope.recognizers.encoder_onnx import OnnxTextEncoder
 
@@ -435,7 +446,8 @@ class EncoderRecognizer:
     def _torch_token_sums(
         self, input_ids: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.model.upper(self.model.lower(input_ids, mask), mask)
+        # float() is a no-op in float32 and keeps a bfloat16 run's token sums exact
+        h = self.model.upper(self.model.lower(input_ids, mask), mask).float()
         m = mask.to(h.dtype)[..., None]
         return (h * m).sum(1), m.sum(1)
 

@@ -32,6 +32,7 @@ and other headers are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -66,6 +67,7 @@ from emoscope.errors import EmoscopeError
 from emoscope.labels import TAXONOMIES, Taxonomy, get_taxonomy, map_label
 from emoscope.prediction import EmotionPrediction
 from emoscope.recognizers.base import MAX_TEXT_CHARS, Recognizer, unicode_problem
+from emoscope.serve.batching import Batchers
 
 __all__ = [
     "STATIC_DIR",
@@ -115,6 +117,9 @@ class ServeConfig:
         rate_burst: requests a client may make at once before ``rate_limit`` applies
             (default: ``rate_limit`` rounded up, at least 1).
         docs: serve the ``/docs`` and ``/redoc`` pages (their scripts come from a CDN).
+        batch_wait_ms: how long a ``/v1/analyze`` request waits for others to share its
+            forward pass (dynamic micro-batching, :mod:`emoscope.serve.batching`); 0 = off.
+        batch_max_texts: most texts in one micro-batch.
     """
 
     recognizer: str | None = None
@@ -130,13 +135,18 @@ class ServeConfig:
     rate_limit: float = 0.0
     rate_burst: int | None = None
     docs: bool = False
+    batch_wait_ms: float = 2.0
+    batch_max_texts: int = 64
 
     def __post_init__(self) -> None:
         for name in (
-            "max_batch", "max_utterances", "max_text_chars", "max_body_bytes", "concurrency"
+            "max_batch", "max_utterances", "max_text_chars", "max_body_bytes", "concurrency",
+            "batch_max_texts",
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise EmoscopeError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_wait_ms < 0:
+            raise EmoscopeError(f"batch_wait_ms must be 0 or more, got {self.batch_wait_ms}")
         if self.max_queue < 0:
             raise EmoscopeError(f"max_queue must be 0 or more, got {self.max_queue}")
         if not math.isfinite(self.rate_limit) or self.rate_limit < 0:
@@ -371,6 +381,7 @@ class _Service:
         self._warm = False
         self._views: dict[str, Recognizer | None] = {}
         self.in_flight = 0
+        self.batchers = Batchers(config.batch_wait_ms, config.batch_max_texts)
 
     def load(self) -> None:
         """Load the recogniser (unless given) and run one prediction to warm it up."""
@@ -410,13 +421,16 @@ class _Service:
     def default_taxonomy(self) -> str:
         return self.config.taxonomy or self.require().taxonomy.name
 
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` in a worker thread; refuse when too many requests are waiting."""
+    async def run(self, fn: Callable[[], Any], batched: Callable[[], Any] | None = None) -> Any:
+        """Run ``fn`` in a worker thread (or await ``batched``, when given and micro-batching
+        is on); refuse when too many requests are waiting."""
         with self._lock:
             if self.in_flight >= self.config.concurrency + self.config.max_queue:
                 raise _Busy
             self.in_flight += 1
         try:
+            if batched is not None and self.batchers.enabled:
+                return await asyncio.wrap_future(batched())
             return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
         finally:
             with self._lock:
@@ -775,7 +789,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(service.load)
-        yield
+        try:
+            yield
+        finally:
+            service.batchers.close()
 
     app = FastAPI(
         title="emoscope",
@@ -865,7 +882,10 @@ def create_app(
         _check_texts(texts, field, config.max_text_chars, single=req.text is not None)
         tax = _request_taxonomy(req.taxonomy or config.taxonomy)
         rec, mapping = service.for_taxonomy(tax)
-        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, texts, mapping))
+        preds: list[EmotionPrediction] = await service.run(
+            lambda: _predict(rec, texts, mapping),
+            batched=lambda: service.batchers.submit(rec, mapping, texts, _predict),
+        )
         return AnalyzeResponse(
             recognizer=rec.name,
             taxonomy=tax.name if tax else rec.taxonomy.name,

@@ -125,6 +125,18 @@ def serve(
             help="Serve /docs and /redoc (they load their scripts from a CDN).",
         ),
     ] = False,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            "--batch-wait-ms",
+            min=0,
+            help="Micro-batching: how long a request waits for others to share its forward "
+            "pass (0 = off).",
+        ),
+    ] = 2.0,
+    batch_max_texts: Annotated[
+        int, typer.Option("--batch-max-texts", min=1, help="Most texts per micro-batch.")
+    ] = 64,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (debug, info, warning...).")
     ] = "info",
@@ -164,6 +176,8 @@ def serve(
         rate_limit=rate_limit,
         rate_burst=rate_burst,
         docs=docs,
+        batch_wait_ms=batch_wait_ms,
+        batch_max_texts=batch_max_texts,
     )
     if not config.api_keys and not _is_loopback(host):
         typer.echo(

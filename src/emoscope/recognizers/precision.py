@@ -1,0 +1,61 @@
+"""Which numeric precision the default model runs in, and the bfloat16 autocast wrapper.
+
+bfloat16 (Kalamkar et al., 2019, "A Study of BFLOAT16 for Deep Learning Training") keeps
+float32's exponent range with an 8-bit mantissa. On CPUs with AMX tiles or AVX512-BF16, oneDNN
+runs bfloat16 matrix products several times faster than float32 (``benchmarks/roofline.py``
+measures it); elsewhere they are emulated and slower, so float32 stays the choice there. On the
+shipped model bfloat16 autocast changes MELD test weighted-F1 by less than 0.001
+(``benchmarks/speed.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+
+import torch
+
+from emoscope.errors import EmoscopeError
+
+__all__ = ["bf16_autocast", "bf16_native", "default_backend"]
+
+_ENV = "EMOSCOPE_BACKEND"
+_CONCRETE = ("torch", "torch-bf16", "onnx", "onnx-int8")
+
+
+@functools.cache
+def bf16_native() -> bool:
+    """Whether this CPU has native bfloat16 matrix arithmetic (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_backend() -> str:
+    """The encoder backend ``auto`` stands for: ``$EMOSCOPE_BACKEND`` if set, else
+    ``torch-bf16`` on a CPU with native bfloat16 and ``torch`` (float32) otherwise."""
+    env = os.environ.get(_ENV, "").strip()
+    if env and env != "auto":
+        if env not in _CONCRETE:
+            raise EmoscopeError(
+                f"${_ENV}={env!r} is not a backend; expected one of: {', '.join(_CONCRETE)}"
+            )
+        return env
+    return "torch-bf16" if bf16_native() else "torch"
+
+
+TokenSums = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def bf16_autocast(fn: TokenSums) -> TokenSums:
+    """``fn`` run under CPU bfloat16 autocast, its outputs returned in float32."""
+
+    @functools.wraps(fn)
+    def run(input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            sums, counts = fn(input_ids, mask)
+        return sums.float(), counts.float()
+
+    return run
