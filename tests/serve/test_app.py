@@ -465,5 +465,8 @@ def test_serves_an_encoder_model(default_model_folder: Path) -> None:
         with ThreadPoolExecutor(4) as pool:  # concurrent calls into one shared torch model
             rs = list(pool.map(lambda t: c.post("/v1/analyze", json={"text": t}), TEXTS * 3))
         assert all(x.status_code == 200 for x in rs)
-        assert rs[0].json() == rs[3].json()
+        a, b = rs[0].json()["predictions"][0], rs[3].json()["predictions"][0]
+        diff = {k: (a[k], b[k]) for k in a if k != "probs" and a[k] != b[k]}
+        assert not diff, diff
+        assert a["probs"] == pytest.approx(b["probs"], abs=2e-3)  # bf16: batch-dependent
         assert c.get("/v1/models").json()["recognizer"]["name"] == "default"
