@@ -67,7 +67,6 @@ from emoscope.errors import EmoscopeError
 
 if TYPE_CHECKING:
     from emoscope.dialogue import Dialogue
-    from emoscope.labels import Taxonomy
     from emoscope.prediction import EmotionPrediction
     from emoscope.recognizers.base import Recognizer
 
@@ -644,27 +643,14 @@ class ChunkAnnotator:
             import torch
 
             torch.set_num_threads(job.threads)
-        self.taxonomy: Taxonomy | None = None
         if opts.taxonomy is not None:
-            from emoscope._views import native_view
+            from emoscope._views import route
             from emoscope.labels import get_taxonomy
 
-            tax = get_taxonomy(opts.taxonomy)
-            view = native_view(self.recognizer, tax)
-            if view is not None:  # the model has a head for it: no mapping needed
-                self.recognizer = view
-            else:
-                self.taxonomy = tax
+            self.recognizer = route(self.recognizer, get_taxonomy(opts.taxonomy))
         self.pred_cols = pred_columns(opts.probs, job.labels)
 
     # -- predictions --------------------------------------------------------------------------
-    def _map(self, preds: list[EmotionPrediction]) -> list[EmotionPrediction]:
-        if self.taxonomy is None:
-            return preds
-        from emoscope.evaluate import map_prediction
-
-        return [map_prediction(p, self.taxonomy) for p in preds]
-
     def _predict_groups(
         self, groups: list[list[str | Dialogue]]
     ) -> list[list[EmotionPrediction] | Exception]:
@@ -672,7 +658,7 @@ class ChunkAnnotator:
         only costs its own group."""
         flat = [x for g in groups for x in g]
         try:
-            preds = self._map(self.recognizer.predict(flat))
+            preds = self.recognizer.predict(flat)
         except Exception:
             preds = None
         if preds is not None:
@@ -685,7 +671,7 @@ class ChunkAnnotator:
         results: list[list[EmotionPrediction] | Exception] = []
         for g in groups:
             try:
-                results.append(self._map(self.recognizer.predict(g)))
+                results.append(self.recognizer.predict(g))
             except Exception as e:
                 results.append(e)
         return results

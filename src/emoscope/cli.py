@@ -121,10 +121,9 @@ def _taxonomy(name: str | None) -> Taxonomy | None:
 def _predict(
     recognizer: Recognizer, inputs: Sequence[str | Dialogue], taxonomy: Taxonomy | None
 ) -> list[EmotionPrediction]:
-    from emoscope.evaluate import map_prediction
+    from emoscope._views import route
 
-    preds = recognizer.predict(list(inputs))
-    return preds if taxonomy is None else [map_prediction(p, taxonomy) for p in preds]
+    return route(recognizer, taxonomy).predict(list(inputs))
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")]

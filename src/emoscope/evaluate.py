@@ -21,6 +21,7 @@ from emoscope import __version__, metrics
 from emoscope.datasets.base import Dataset
 from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
+from emoscope._views import MappedRecognizer, route
 from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix
 from emoscope.prediction import EmotionPrediction
 from emoscope.recognizers.base import Recognizer
@@ -236,7 +237,12 @@ def evaluate(
     if not dataset.examples:
         raise EmoscopeError(f"dataset {dataset.name!r} ({dataset.split}) has no examples")
 
-    preds, seconds = _predict_all(recognizer, dataset, batch_size, progress)
+    # The dataset's taxonomy is answered the way every front-end answers it; predictions that
+    # still need mapping are mapped (and the method recorded) when scored.
+    routed = route(recognizer, dataset.taxonomy)
+    if isinstance(routed, MappedRecognizer):
+        routed = recognizer
+    preds, seconds = _predict_all(routed, dataset, batch_size, progress)
     n = len(preds)
     result = EvalResult(
         recognizer=recognizer.name,

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emoscope import __version__
 from emoscope._io import write_text
-from emoscope._views import native_view
+from emoscope._views import route
 from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import EmoscopeError
 from emoscope.labels import TAXONOMIES, Taxonomy, get_taxonomy, map_label
@@ -317,7 +317,7 @@ class _Service:
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._warm = False
-        self._views: dict[str, Recognizer | None] = {}
+        self._views: dict[str, Recognizer] = {}
         self.in_flight = 0
 
     def load(self) -> None:
@@ -344,16 +344,14 @@ class _Service:
         assert self.recognizer is not None
         return self.recognizer
 
-    def for_taxonomy(self, taxonomy: Taxonomy | None) -> tuple[Recognizer, Taxonomy | None]:
-        """The recogniser to call and the taxonomy its predictions still need mapping to."""
+    def for_taxonomy(self, taxonomy: Taxonomy | None) -> Recognizer:
+        """The recogniser answering in ``taxonomy`` (see :func:`emoscope._views.route`)."""
         rec = self.require()
         if taxonomy is None:
-            return rec, None
-        key = taxonomy.name
-        if key not in self._views:
-            self._views[key] = native_view(rec, taxonomy)
-        view = self._views[key]
-        return (view, None) if view is not None else (rec, taxonomy)
+            return rec
+        if taxonomy.name not in self._views:
+            self._views[taxonomy.name] = route(rec, taxonomy)
+        return self._views[taxonomy.name]
 
     def default_taxonomy(self) -> str:
         return self.config.taxonomy or self.require().taxonomy.name
@@ -410,17 +408,6 @@ def _request_taxonomy(name: str | None) -> Taxonomy | None:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "taxonomy"), "msg": str(e), "input": name}]
         ) from None
-
-
-def _predict(
-    rec: Recognizer, inputs: Sequence[str | Dialogue], taxonomy: Taxonomy | None
-) -> list[EmotionPrediction]:
-    preds = rec.predict(list(inputs))
-    if taxonomy is None:
-        return preds
-    from emoscope.evaluate import map_prediction
-
-    return [map_prediction(p, taxonomy) for p in preds]
 
 
 # ------------------------------------------------------------------------------------------
@@ -598,8 +585,8 @@ def create_app(
             )
         _check_texts(texts, field, config.max_text_chars, single=req.text is not None)
         tax = _request_taxonomy(req.taxonomy or config.taxonomy)
-        rec, mapping = service.for_taxonomy(tax)
-        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, texts, mapping))
+        rec = service.for_taxonomy(tax)
+        preds: list[EmotionPrediction] = await service.run(lambda: rec.predict(texts))
         return AnalyzeResponse(
             recognizer=rec.name,
             taxonomy=tax.name if tax else rec.taxonomy.name,
@@ -625,8 +612,8 @@ def create_app(
         _check_texts([u.text for u in req.utterances], "utterances", config.max_text_chars)
         tax = _request_taxonomy(req.taxonomy or config.taxonomy)
         d = Dialogue([Utterance(u.text, u.speaker, u.id) for u in req.utterances], id=req.id)
-        rec, mapping = service.for_taxonomy(tax)
-        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, [d], mapping))
+        rec = service.for_taxonomy(tax)
+        preds: list[EmotionPrediction] = await service.run(lambda: rec.predict([d]))
         return DialogueResponse(
             recognizer=rec.name,
             taxonomy=tax.name if tax else rec.taxonomy.name,
