@@ -6,8 +6,11 @@ in the output, in input order, with prediction columns added:
 ``pred_label``, ``pred_labels`` (the predicted labels, best first), ``pred_confidence``,
 ``pred_probs`` (label → probability; or one ``prob_<label>`` column per label with
 ``probs="columns"``) and ``pred_valence``, ``pred_arousal``, ``pred_dominance`` (on [-1, 1];
-empty when the recogniser predicts no VAD). In CSV and Parquet output ``pred_labels`` and
-``pred_probs`` are JSON text; in JSON Lines they are a list and an object.
+empty when the recogniser predicts no VAD), ``pred_language`` (ISO 639-1 code of the detected
+language, empty when not detected) and ``pred_warnings`` (the prediction's warnings, e.g.
+``not-english: ...`` or ``context-truncated: ...``; see :mod:`emoscope.language`). In CSV and
+Parquet output ``pred_labels``, ``pred_probs`` and ``pred_warnings`` are JSON text; in JSON Lines
+they are lists and an object.
 
 Texts are predicted one by one, or, with ``dialogue_col``, as conversations: consecutive rows
 with the same dialogue id form one dialogue (ordered by ``turn_col`` if given, speakers from
@@ -95,6 +98,8 @@ PRED_COLUMNS = (
     "pred_valence",
     "pred_arousal",
     "pred_dominance",
+    "pred_language",
+    "pred_warnings",
 )
 MANIFEST_VERSION = 1
 # A dialogue longer than this many chunks' worth of rows is almost surely a wrong --dialogue-col.
@@ -771,6 +776,9 @@ class ChunkAnnotator:
                 d[f"prob_{lab}"] = probs.get(lab)
         for name, x in zip(("valence", "arousal", "dominance"), vad, strict=True):
             d[f"pred_{name}"] = None if x is None else round(float(x), 6)
+        d["pred_language"] = p.language
+        warns = list(p.warnings)
+        d["pred_warnings"] = warns if structured else json.dumps(warns, ensure_ascii=False)
         return {c: d.get(c) for c in cols}
 
     def __call__(self, spec: ChunkSpec) -> ChunkResult:
@@ -830,7 +838,8 @@ def _pred_field_types(pred_cols: Sequence[str]) -> list[Any]:
 
     fields = []
     for c in pred_cols:
-        if c in ("pred_label", "pred_labels", "pred_probs"):  # labels and probs as JSON text
+        # labels, probs and warnings as JSON text
+        if c in ("pred_label", "pred_labels", "pred_probs", "pred_language", "pred_warnings"):
             fields.append(pa.field(c, pa.string()))
         else:
             fields.append(pa.field(c, pa.float64()))

@@ -31,6 +31,7 @@ from emoscope.errors import EmoscopeError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from emoscope.datasets.base import Dataset
     from emoscope.dialogue import Dialogue
@@ -126,6 +127,18 @@ def _predict(
     return route(recognizer, taxonomy).predict(list(inputs))
 
 
+def _warn(preds: Sequence[EmotionPrediction], names: Sequence[str], limit: int = 10) -> None:
+    """Print the predictions' input warnings on stderr (``names[i]`` says which input)."""
+    lines = [f"warning: {n}: {w}" for n, p in zip(names, preds, strict=True) for w in p.warnings]
+    for line in lines[:limit]:
+        typer.echo(line, err=True)
+    if len(lines) > limit:
+        typer.echo(
+            f"warning: ... and {len(lines) - limit} more (see the 'warnings' field of --json)",
+            err=True,
+        )
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")]
 
 
@@ -189,6 +202,7 @@ def analyze(
     tax = _taxonomy(taxonomy)
     rec = _load_recognizer(recognizer)
     preds = _predict(rec, inputs, tax)
+    _warn(preds, [f"text {i}" for i in range(1, len(preds) + 1)])
     if as_json:
         for text, pred in zip(inputs, preds, strict=True):
             typer.echo(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
@@ -245,6 +259,9 @@ def dialogue(
     rec = _load_recognizer(recognizer)
     preds = iter(_predict(rec, dialogues, tax))
     records = [[(i, u, next(preds)) for i, u in enumerate(d.utterances)] for d in dialogues]
+    flat = [(f"dialogue {d.id} turn {i}", p) for d, rows in zip(dialogues, records, strict=True)
+            for i, _, p in rows]  # fmt: skip
+    _warn([p for _, p in flat], [n for n, _ in flat])
     if out is not None:
         write_json(
             out,
@@ -283,6 +300,88 @@ def dialogue(
             console.print(table)
     if out is not None:
         note(f"wrote {out}")
+
+
+def _cue_text(pred: EmotionPrediction, text: str) -> Text:
+    """``text`` with each word coloured by its attribution (green for, red against)."""
+    from rich.text import Text
+
+    from emoscope.explain import cue_words
+
+    out = Text(text)
+    for c in cue_words(pred):
+        if abs(c.weight) >= 0.01:
+            strength = "bold " if abs(c.weight) >= 0.1 else ""
+            out.stylize(f"{strength}{'green' if c.weight > 0 else 'red'}", c.start, c.end)
+    return out
+
+
+@app.command("explain")
+def explain_command(
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Texts to explain; without any (or with '-') lines are read from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    dialogue_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--dialogue",
+            help="Explain every turn of the dialogues in this file (as `dialogue` reads it) "
+            "instead of texts.",
+            show_default=False,
+        ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", "-l", help="Label to explain (default: each top label).",
+                     show_default=False),
+    ] = None,  # fmt: skip
+    recognizer: RecognizerOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show which words drove each prediction (word occlusion; see emoscope.explain)."""
+    from emoscope._views import route
+    from emoscope.explain import explain, top_cues
+
+    inputs: list[str | Dialogue]
+    if dialogue_file is not None:
+        if texts:
+            raise EmoscopeError("give texts or --dialogue FILE, not both")
+        dialogues = _read_dialogues(dialogue_file)
+        inputs = list(dialogues)
+        rows = [(f"dialogue {d.id} turn {i}", u.text) for d in dialogues
+                for i, u in enumerate(d.utterances)]  # fmt: skip
+    else:
+        inputs = list(_read_texts(texts))
+        rows = [(f"text {i}", str(t)) for i, t in enumerate(inputs, 1)]
+    rec = route(_load_recognizer(recognizer), _taxonomy(taxonomy))
+    try:
+        preds = explain(rec, inputs, label)
+    except ValueError as e:  # an unknown --label
+        raise EmoscopeError(str(e)) from None
+    _warn(preds, [name for name, _ in rows])
+    if as_json:
+        for (_, text), pred in zip(rows, preds, strict=True):
+            typer.echo(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"{rec.name} ({preds[0].taxonomy}): why"))
+    table.add_column("input")
+    table.add_column("text (green: for, red: against)", overflow="fold", ratio=3)
+    table.add_column("label")
+    table.add_column("p", justify="right")
+    table.add_column("top cues", ratio=2)
+    for (name, text), pred in zip(rows, preds, strict=True):
+        lab = str(pred.cues["attribution_label"])
+        cues = ", ".join(f"{c.word} {c.weight:+.2f}" for c in top_cues(pred))
+        table.add_row(name, _cue_text(pred, text), lab, f"{pred.probs[lab]:.2f}", Text(cues))
+    _stdout().print(table)
 
 
 def _dataset_from_file(path: Path, taxonomy: str | None) -> Dataset:

@@ -154,6 +154,8 @@ def map_prediction(pred: EmotionPrediction, taxonomy: str | Taxonomy) -> Emotion
         rationale=pred.rationale,
         cues=pred.cues,
         multi_label=pred.multi_label,
+        language=pred.language,
+        warnings=pred.warnings,
     )
 
 

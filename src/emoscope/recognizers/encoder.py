@@ -607,8 +607,9 @@ class EncoderRecognizer:
     def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
         """One :class:`EmotionPrediction` per text / per dialogue utterance, in input order."""
         probs, vad, heads = self._outputs(inputs)
+        notes = self._input_warnings(flatten_inputs(inputs))
         out = []
-        for p, v, head in zip(probs, vad, heads, strict=True):
+        for p, v, head, (language, warns) in zip(probs, vad, heads, notes, strict=True):
             multi = head.kind == "multi" and head.taxonomy == self._taxonomy.name
             labels: tuple[str, ...] = ()
             if multi:
@@ -623,8 +624,27 @@ class EncoderRecognizer:
                     labels=labels,
                     vad=None if np.isnan(v).any() else (float(v[0]), float(v[1]), float(v[2])),
                     multi_label=multi,
+                    language=language,
+                    warnings=warns,
                 )
             )
+        return out
+
+    def _input_warnings(self, targets: Sequence[Target]) -> list[tuple[str | None, tuple[str, ...]]]:
+        """Detected language and warnings of each target (see :mod:`emoscope.language`)."""
+        from emoscope.language import detect, input_warnings
+
+        keep = self.config.max_turns - 1
+        out = []
+        for t in targets:
+            found = detect(t.text)
+            warns = input_warnings(t.text, found)
+            if t.dialogue is not None and t.index > keep:
+                warns.append(
+                    f"context-truncated: turn {t.index} has {t.index} turns before it; the model "
+                    f"read only the last {keep} of them"
+                )
+            out.append((found.language, tuple(warns)))
         return out
 
     # -- persistence --------------------------------------------------------------------------

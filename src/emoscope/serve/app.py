@@ -32,7 +32,7 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -144,7 +144,19 @@ class PredictionOut(BaseModel):
         description="Valence, arousal, dominance, each in [-1, 1]; null when not predicted.",
     )
     rationale: str | None = Field(default=None, description="Free-text reasoning, if any.")
-    cues: dict[str, Any] | None = Field(default=None, description="Extra evidence, if any.")
+    cues: dict[str, Any] | None = Field(
+        default=None,
+        description="Extra evidence, if any; 'attributions' holds word attributions "
+        "[{word, weight, start, end}] when explain=true.",
+    )
+    language: str | None = Field(
+        default=None, description="ISO 639-1 code of the detected language of the text."
+    )
+    warnings: list[str] | None = Field(
+        default=None,
+        description="Why the prediction may be unreliable, each 'key: explanation' "
+        "(not-english, no-letters, context-truncated).",
+    )
 
     @classmethod
     def from_prediction(cls, pred: EmotionPrediction) -> PredictionOut:
@@ -399,6 +411,24 @@ def _check_texts(texts: Sequence[str], field: str, max_chars: int, single: bool 
             )
 
 
+ExplainQuery = Annotated[
+    bool,
+    Query(
+        description="Add word attributions (occlusion) to each prediction's cues.attributions: "
+        "[{word, weight, start, end}], weight = drop of the top label's probability without "
+        "the word. Costs one extra forward pass per word."
+    ),
+]
+
+
+def _predict(rec: Recognizer, inputs: Sequence[str | Dialogue], explain: bool) -> list[Any]:
+    if not explain:
+        return rec.predict(list(inputs))
+    from emoscope.explain import explain as explain_words
+
+    return explain_words(rec, inputs)
+
+
 def _request_taxonomy(name: str | None) -> Taxonomy | None:
     if name is None:
         return None
@@ -573,7 +603,7 @@ def create_app(
         summary="Recognise the emotions of one or more texts",
         tags=["predict"],
     )
-    async def analyze(req: AnalyzeRequest) -> AnalyzeResponse:
+    async def analyze(req: AnalyzeRequest, explain: ExplainQuery = False) -> AnalyzeResponse:
         """Predict each text on its own (no context); ``texts`` keeps the input order."""
         texts = req.items()
         field = "text" if req.text is not None else "texts"
@@ -586,7 +616,7 @@ def create_app(
         _check_texts(texts, field, config.max_text_chars, single=req.text is not None)
         tax = _request_taxonomy(req.taxonomy or config.taxonomy)
         rec = service.for_taxonomy(tax)
-        preds: list[EmotionPrediction] = await service.run(lambda: rec.predict(texts))
+        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, texts, explain))
         return AnalyzeResponse(
             recognizer=rec.name,
             taxonomy=tax.name if tax else rec.taxonomy.name,
@@ -601,7 +631,7 @@ def create_app(
         summary="Recognise the emotion of every utterance of a conversation",
         tags=["predict"],
     )
-    async def dialogue(req: DialogueRequest) -> DialogueResponse:
+    async def dialogue(req: DialogueRequest, explain: ExplainQuery = False) -> DialogueResponse:
         """Each utterance is read in the context of the turns before it."""
         if len(req.utterances) > config.max_utterances:
             raise _limit_error(
@@ -613,7 +643,7 @@ def create_app(
         tax = _request_taxonomy(req.taxonomy or config.taxonomy)
         d = Dialogue([Utterance(u.text, u.speaker, u.id) for u in req.utterances], id=req.id)
         rec = service.for_taxonomy(tax)
-        preds: list[EmotionPrediction] = await service.run(lambda: rec.predict([d]))
+        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, [d], explain))
         return DialogueResponse(
             recognizer=rec.name,
             taxonomy=tax.name if tax else rec.taxonomy.name,
