@@ -225,8 +225,11 @@ def main() -> None:
             "summary": summary,
             "sets": sets,
             "seconds": round(time.perf_counter() - t0, 1),
-            "machine": machine_info(load0, "2 shared cores; other engineers' jobs ran at the "
-                                    "same time (timings only, scores are unaffected)"),
+            "machine": machine_info(
+                load0,
+                "2 shared cores; other engineers' jobs ran at the "
+                "same time (timings only, scores are unaffected)",
+            ),
         },
     )
     print(summary)

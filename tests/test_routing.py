@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from emoscope import cli  # noqa: E402
-from emoscope.labels import TAXONOMIES, get_taxonomy  # noqa: E402
+from emoscope import cli
+from emoscope.labels import TAXONOMIES, get_taxonomy
 
 TEXTS = ["thanks, that's so kind", "I can't believe you lied to me again!", "ok see you at 5"]
 TURNS = [("Maya", "I got the job!"), ("Sam", "So you're leaving."), ("Maya", "I'm sorry...")]
@@ -49,14 +49,13 @@ def test_route_head_rule(model) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("taxonomy", sorted(TAXONOMIES))
-def test_four_front_ends_agree(
-    taxonomy: str, model, monkeypatch, capsys, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+def test_four_front_ends_agree(taxonomy: str, model, monkeypatch, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
     import emoscope
     import emoscope.recognizers as recognizers
     from emoscope.annotate import AnnotateOptions, annotate
     from emoscope.serve import ServeConfig, create_app
-    from fastapi.testclient import TestClient
 
     tax = get_taxonomy(taxonomy)
     # Python API: a model loaded in this taxonomy.

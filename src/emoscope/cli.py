@@ -336,9 +336,10 @@ def explain_command(
     ] = None,
     label: Annotated[
         str | None,
-        typer.Option("--label", "-l", help="Label to explain (default: each top label).",
-                     show_default=False),
-    ] = None,  # fmt: skip
+        typer.Option(
+            "--label", "-l", help="Label to explain (default: each top label).", show_default=False
+        ),
+    ] = None,
     recognizer: RecognizerOpt = None,
     taxonomy: TaxonomyOpt = None,
     as_json: JsonOpt = False,

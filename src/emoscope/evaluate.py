@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from emoscope import __version__, metrics
+from emoscope._views import MappedRecognizer, route
 from emoscope.datasets.base import Dataset
 from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
-from emoscope._views import MappedRecognizer, route
 from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix
 from emoscope.prediction import EmotionPrediction
 from emoscope.recognizers.base import Recognizer

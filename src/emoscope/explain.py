@@ -77,7 +77,9 @@ def _with_turn(d: Dialogue, turn: int, text: str) -> Dialogue:
     return Dialogue(turns, id=d.id)
 
 
-def _attach(pred: EmotionPrediction, label: str, text: str, probs: Sequence[float]) -> EmotionPrediction:
+def _attach(
+    pred: EmotionPrediction, label: str, text: str, probs: Sequence[float]
+) -> EmotionPrediction:
     base = pred.probs[label]
     cues = [
         Cue(w, round(base - p, 6), s, e).to_dict()
@@ -116,8 +118,8 @@ def explain(
             pred = next(it)
             lab = label or pred.label
             words = split_words(x)
-            variants = [remove_words(x, [i]) for i in range(len(words))]
-            probs = [p.probs[lab] for p in recognizer.predict(variants)] if variants else []
+            texts = [remove_words(x, [i]) for i in range(len(words))]
+            probs = [p.probs[lab] for p in recognizer.predict(texts)] if texts else []
             out.append(_attach(pred, lab, x, probs))
             continue
         assert isinstance(x, Dialogue)
@@ -126,7 +128,8 @@ def explain(
             lab = label or pred.label
             words = split_words(u.text)
             variants = [_with_turn(x, j, remove_words(u.text, [i])) for i in range(len(words))]
-            probs = [p[-1].probs[lab] for p in _per_dialogue(recognizer.predict(variants), variants)]
+            found = _per_dialogue(recognizer.predict(variants), variants) if variants else []
+            probs = [p[-1].probs[lab] for p in found]
             out.append(_attach(pred, lab, u.text, probs))
     return out
 

@@ -31,7 +31,8 @@ class EmotionPrediction:
             label's probability.
         rationale: free-text reasoning (LLM recognisers).
         cues: extra evidence, e.g. explicit/implicit emotion cues or matched lexicon words;
-            word attributions are under ``cues["attributions"]`` (see :func:`emoscope.explain.cue_words`).
+            word attributions are under ``cues["attributions"]`` (see
+            :func:`emoscope.explain.cue_words`).
         multi_label: whether ``probs`` are independent per-label probabilities.
         language: ISO 639-1 code of the text's language as detected (``None``: not detected,
             or no letters); see :mod:`emoscope.language`.

@@ -564,9 +564,7 @@ class EncoderRecognizer:
         return sums / counts.clamp_min(1.0)
 
     @torch.inference_mode()
-    def _outputs(
-        self, inputs: Sequence[Input]
-    ) -> tuple[np.ndarray, np.ndarray, list[HeadConfig]]:
+    def _outputs(self, inputs: Sequence[Input]) -> tuple[np.ndarray, np.ndarray, list[HeadConfig]]:
         """Label probabilities, VAD and the head used, one row per utterance."""
         targets = flatten_inputs(inputs)
         if not targets:
@@ -630,7 +628,9 @@ class EncoderRecognizer:
             )
         return out
 
-    def _input_warnings(self, targets: Sequence[Target]) -> list[tuple[str | None, tuple[str, ...]]]:
+    def _input_warnings(
+        self, targets: Sequence[Target]
+    ) -> list[tuple[str | None, tuple[str, ...]]]:
         """Detected language and warnings of each target (see :mod:`emoscope.language`)."""
         from emoscope.language import detect, input_warnings
 
