@@ -90,3 +90,12 @@ def test_http_explain(lexicon) -> None:  # type: ignore[no-untyped-def]
         r = client.post("/v1/dialogue?explain=true", json=body)
         utts = r.json()["utterances"]
         assert [len(u["prediction"]["cues"]["attributions"]) for u in utts] == [2, 1]
+
+
+def test_neutral_prior_is_for_the_default_model_only(capsys) -> None:  # type: ignore[no-untyped-def]
+    from emoscope import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["analyze", "--recognizer", "lexicon", "--neutral-prior", "0.3", "hello"])
+    assert exc.value.code == 2
+    assert "default model only" in capsys.readouterr().err

@@ -22,6 +22,7 @@ pytest.importorskip("py3langid")
         ("Ich bin heute so glücklich, dass du gekommen bist!", "de"),
         ("Okay.", "en"),  # langid alone says Tagalog (p 0.07): short Latin texts stay English
         ("Oh my God!", "en"),
+        ("ok see you", "en"),  # langid: Nigerian Pidgin 0.52, English 0.21
         ("I can't believe you did this for me!", "en"),
     ],
 )

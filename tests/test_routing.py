@@ -147,3 +147,39 @@ def test_eval_uses_the_taxonomy_head(model) -> None:  # type: ignore[no-untyped-
     res = evaluate(model, ds, progress=False)
     assert res.mapping == "identity"
     assert res.classification["accuracy"] == 1.0  # gratitude 0.96 with its own head
+
+
+def test_neutral_prior_reweights_neutral(model, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from emoscope.recognizers.encoder import EncoderRecognizer
+
+    texts = ["ok see you at 5", "why would you do that"]
+    for taxonomy in ("meld", "ekman", "goemotions"):
+        plain = EncoderRecognizer(model=model.model, tokenizer=model.tokenizer, taxonomy=taxonomy)
+        low = EncoderRecognizer(
+            model=model.model, tokenizer=model.tokenizer, taxonomy=taxonomy, neutral_prior=0.35
+        )
+        p, q = plain.predict_proba(texts), low.predict_proba(texts)
+        n = plain.labels.index("neutral")
+        expected = p.copy()
+        expected[:, n] *= 0.35
+        expected /= expected.sum(1, keepdims=True)
+        np.testing.assert_allclose(q, expected, atol=1e-6)
+        assert (q[:, n] < p[:, n]).all()
+    with pytest.raises(Exception, match="positive number"):
+        EncoderRecognizer(model=model.model, tokenizer=model.tokenizer, neutral_prior=0)
+
+    import emoscope.recognizers as recognizers
+
+    seen: dict[str, str] = {}
+
+    def fake_load(name: str, **kw: str):  # type: ignore[no-untyped-def]
+        seen.update(kw)
+        return EncoderRecognizer(model=model.model, tokenizer=model.tokenizer, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(recognizers, "load_recognizer", fake_load)
+    with pytest.raises(SystemExit):
+        cli.main(["analyze", "--json", "--neutral-prior", "0.35", texts[0]])
+    assert seen == {"neutral_prior": "0.35"}
+    got = json.loads(capsys.readouterr().out)["probs"]["neutral"]
+    low = EncoderRecognizer(model=model.model, tokenizer=model.tokenizer, neutral_prior=0.35)
+    assert got == pytest.approx(low.predict([texts[0]])[0].probs["neutral"], abs=1e-6)

@@ -9,7 +9,8 @@ langid.py is unreliable on very short Latin-script texts ("Okay." comes out as T
 probability 0.07), so the rule is: a text with no letters has no language; a text written mostly
 in another script than Latin is in the language langid names; a Latin-script text is English
 unless langid names another language with normalised probability at least
-:data:`MIN_CONFIDENCE` (measured in ``benchmarks/results/language_id.json``).
+:data:`MIN_CONFIDENCE` *and* gives English less than :data:`MAX_ENGLISH` ("ok see you" is
+Nigerian Pidgin at 0.52 but English at 0.21). Measured in ``benchmarks/results/language_id.json``.
 
 Every warning starts with a stable key and a colon (``not-english:``, ``no-letters:``,
 ``context-truncated:``) so programs can match on it.
@@ -23,10 +24,13 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MIN_CONFIDENCE", "Detection", "detect", "input_warnings"]
+__all__ = ["MAX_ENGLISH", "MIN_CONFIDENCE", "Detection", "detect", "input_warnings"]
 
 MIN_CONFIDENCE = 0.5
-"""A Latin-script text is called non-English only when langid is at least this sure."""
+"""A Latin-script text is called non-English only when langid is at least this sure..."""
+
+MAX_ENGLISH = 0.05
+"""... and gives English less than this probability."""
 
 MODEL_LANGUAGES = ("en",)
 """The languages the default model was trained on."""
@@ -75,9 +79,11 @@ def detect(text: str) -> Detection:
     ident = _identifier()
     if ident is None:
         return Detection(None, letters=total)
-    code, prob = ident.classify(text)
-    code, prob = str(code), float(prob)
-    if latin * 2 > total and code != "en" and prob < MIN_CONFIDENCE:
+    ranked = {str(code): float(p) for code, p in ident.rank(text)}
+    code = max(ranked, key=ranked.__getitem__)
+    prob = ranked[code]
+    unsure = prob < MIN_CONFIDENCE or ranked.get("en", 0.0) >= MAX_ENGLISH
+    if latin * 2 > total and code != "en" and unsure:
         return Detection("en", None, total)
     return Detection(code, round(prob, 4), total)
 

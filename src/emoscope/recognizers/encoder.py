@@ -484,9 +484,13 @@ class EncoderRecognizer:
         self.batch_size = batch_size
         self.backend = backend
         self._taxonomy = get_taxonomy(taxonomy or self.config.default_taxonomy)
-        if not (neutral_prior > 0 and math.isfinite(neutral_prior)):
-            raise EmoscopeError(f"neutral_prior must be a positive number, got {neutral_prior}")
-        self.neutral_prior = float(neutral_prior)
+        try:  # registry options (``eval --neutral-prior 0.35``) arrive as strings
+            prior = float(neutral_prior)
+        except (TypeError, ValueError):
+            prior = float("nan")
+        if not (prior > 0 and math.isfinite(prior)):
+            raise EmoscopeError(f"neutral_prior must be a positive number, got {neutral_prior!r}")
+        self.neutral_prior = prior
         self._token_sums: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
         if backend == "torch":
             self._token_sums = self._torch_token_sums
