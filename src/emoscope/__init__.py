@@ -43,16 +43,21 @@ __all__ = [
 
 
 def load(
-    path: str | None = None, taxonomy: str | None = None, backend: str = "auto"
+    path: str | None = None,
+    taxonomy: str | None = None,
+    backend: str = "auto",
+    neutral_prior: float = 1.0,
 ) -> EncoderRecognizer:
     """Load emoscope's default model (or a model folder saved by ``emoscope train``).
 
     ``backend`` is ``auto`` (bfloat16 where the CPU has it natively, else float32), ``torch``
     (float32), ``torch-bf16``, ``onnx`` or ``onnx-int8`` (the last two need ``emoscope[onnx]``).
+    ``neutral_prior`` below 1 lowers the neutral label's probability for texts from domains
+    with fewer neutral texts than MELD (0.35 was fitted on dev data; ``docs/model_card.md``).
     """
     from emoscope.recognizers.encoder import EncoderRecognizer
 
-    return EncoderRecognizer(path, taxonomy=taxonomy, backend=backend)
+    return EncoderRecognizer(path, taxonomy=taxonomy, backend=backend, neutral_prior=neutral_prior)
 
 
 def __getattr__(name: str) -> Any:

@@ -6,8 +6,11 @@ in the output, in input order, with prediction columns added:
 ``pred_label``, ``pred_labels`` (the predicted labels, best first), ``pred_confidence``,
 ``pred_probs`` (label → probability; or one ``prob_<label>`` column per label with
 ``probs="columns"``) and ``pred_valence``, ``pred_arousal``, ``pred_dominance`` (on [-1, 1];
-empty when the recogniser predicts no VAD). In CSV and Parquet output ``pred_labels`` and
-``pred_probs`` are JSON text; in JSON Lines they are a list and an object.
+empty when the recogniser predicts no VAD), ``pred_language`` (ISO 639-1 code of the detected
+language, empty when not detected) and ``pred_warnings`` (the prediction's warnings, e.g.
+``not-english: ...`` or ``context-truncated: ...``; see :mod:`emoscope.language`). In CSV and
+Parquet output ``pred_labels``, ``pred_probs`` and ``pred_warnings`` are JSON text; in JSON Lines
+they are lists and an object.
 
 Texts are predicted one by one, or, with ``dialogue_col``, as conversations: consecutive rows
 with the same dialogue id form one dialogue (ordered by ``turn_col`` if given, speakers from
@@ -68,7 +71,6 @@ from emoscope.recognizers.base import MAX_TEXT_CHARS_ENV, max_text_chars
 
 if TYPE_CHECKING:
     from emoscope.dialogue import Dialogue
-    from emoscope.labels import Taxonomy
     from emoscope.prediction import EmotionPrediction
     from emoscope.recognizers.base import Recognizer
 
@@ -97,6 +99,8 @@ PRED_COLUMNS = (
     "pred_valence",
     "pred_arousal",
     "pred_dominance",
+    "pred_language",
+    "pred_warnings",
 )
 MANIFEST_VERSION = 1
 # A dialogue longer than this many chunks' worth of rows is almost surely a wrong --dialogue-col.
@@ -659,27 +663,14 @@ class ChunkAnnotator:
             import torch
 
             torch.set_num_threads(job.threads)
-        self.taxonomy: Taxonomy | None = None
         if opts.taxonomy is not None:
-            from emoscope._views import native_view
+            from emoscope._views import route
             from emoscope.labels import get_taxonomy
 
-            tax = get_taxonomy(opts.taxonomy)
-            view = native_view(self.recognizer, tax)
-            if view is not None:  # the model has a head for it: no mapping needed
-                self.recognizer = view
-            else:
-                self.taxonomy = tax
+            self.recognizer = route(self.recognizer, get_taxonomy(opts.taxonomy))
         self.pred_cols = pred_columns(opts.probs, job.labels)
 
     # -- predictions --------------------------------------------------------------------------
-    def _map(self, preds: list[EmotionPrediction]) -> list[EmotionPrediction]:
-        if self.taxonomy is None:
-            return preds
-        from emoscope.evaluate import map_prediction
-
-        return [map_prediction(p, self.taxonomy) for p in preds]
-
     def _predict_groups(
         self, groups: list[list[str | Dialogue]]
     ) -> list[list[EmotionPrediction] | Exception]:
@@ -687,7 +678,7 @@ class ChunkAnnotator:
         only costs its own group."""
         flat = [x for g in groups for x in g]
         try:
-            preds = self._map(self.recognizer.predict(flat))
+            preds = self.recognizer.predict(flat)
         except Exception:
             preds = None
         if preds is not None:
@@ -700,7 +691,7 @@ class ChunkAnnotator:
         results: list[list[EmotionPrediction] | Exception] = []
         for g in groups:
             try:
-                results.append(self._map(self.recognizer.predict(g)))
+                results.append(self.recognizer.predict(g))
             except Exception as e:
                 results.append(e)
         return results
@@ -800,6 +791,9 @@ class ChunkAnnotator:
                 d[f"prob_{lab}"] = probs.get(lab)
         for name, x in zip(("valence", "arousal", "dominance"), vad, strict=True):
             d[f"pred_{name}"] = None if x is None else round(float(x), 6)
+        d["pred_language"] = p.language
+        warns = list(p.warnings)
+        d["pred_warnings"] = warns if structured else json.dumps(warns, ensure_ascii=False)
         return {c: d.get(c) for c in cols}
 
     def __call__(self, spec: ChunkSpec) -> ChunkResult:
@@ -866,7 +860,8 @@ def _pred_field_types(pred_cols: Sequence[str]) -> list[Any]:
 
     fields = []
     for c in pred_cols:
-        if c in ("pred_label", "pred_labels", "pred_probs"):  # labels and probs as JSON text
+        # labels, probs and warnings as JSON text
+        if c in ("pred_label", "pred_labels", "pred_probs", "pred_language", "pred_warnings"):
             fields.append(pa.field(c, pa.string()))
         else:
             fields.append(pa.field(c, pa.float64()))

@@ -33,6 +33,7 @@ from emoscope.recognizers.base import MAX_TEXT_CHARS_ENV, max_text_chars, unicod
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from emoscope.datasets.base import Dataset
     from emoscope.dialogue import Dialogue
@@ -123,13 +124,44 @@ def _taxonomy(name: str | None) -> Taxonomy | None:
 def _predict(
     recognizer: Recognizer, inputs: Sequence[str | Dialogue], taxonomy: Taxonomy | None
 ) -> list[EmotionPrediction]:
-    from emoscope.evaluate import map_prediction
+    from emoscope._views import route
 
-    preds = recognizer.predict(list(inputs))
-    return preds if taxonomy is None else [map_prediction(p, taxonomy) for p in preds]
+    return route(recognizer, taxonomy).predict(list(inputs))
+
+
+def _warn(preds: Sequence[EmotionPrediction], names: Sequence[str], limit: int = 10) -> None:
+    """Print the predictions' input warnings on stderr (``names[i]`` says which input)."""
+    lines = [f"warning: {n}: {w}" for n, p in zip(names, preds, strict=True) for w in p.warnings]
+    for line in lines[:limit]:
+        typer.echo(line, err=True)
+    if len(lines) > limit:
+        typer.echo(
+            f"warning: ... and {len(lines) - limit} more (see the 'warnings' field of --json)",
+            err=True,
+        )
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")]
+NeutralPriorOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--neutral-prior",
+        help="Default model: multiply the neutral label's probability by this before "
+        "renormalising. 0.35 (fitted on dev data) suits tweets, reviews and other texts with "
+        "fewer neutral lines than TV dialogue; 1 = as trained. See docs/model_card.md.",
+        show_default=False,
+    ),
+]
+
+
+def _load_with_prior(name: str | None, neutral_prior: float | None) -> Recognizer:
+    """The recogniser, with ``--neutral-prior`` passed on when given."""
+    if neutral_prior is None:
+        return _load_recognizer(name)
+    try:
+        return _load_recognizer(name, neutral_prior=str(neutral_prior))
+    except TypeError:  # the recogniser takes no such option
+        raise EmoscopeError("--neutral-prior applies to the default model only") from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -211,12 +243,14 @@ def analyze(
     recognizer: RecognizerOpt = None,
     taxonomy: TaxonomyOpt = None,
     as_json: JsonOpt = False,
+    neutral_prior: NeutralPriorOpt = None,
 ) -> None:
     """Recognise the emotions of texts given as arguments or as lines on stdin."""
     inputs = _read_texts(texts)
     tax = _taxonomy(taxonomy)
-    rec = _load_recognizer(recognizer)
+    rec = _load_with_prior(recognizer, neutral_prior)
     preds = _predict(rec, inputs, tax)
+    _warn(preds, [f"text {i}" for i in range(1, len(preds) + 1)])
     if as_json:
         for text, pred in zip(inputs, preds, strict=True):
             typer.echo(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
@@ -265,6 +299,7 @@ def dialogue(
             "--out", "-o", help="Also write the predictions to this JSON file.", show_default=False
         ),
     ] = None,
+    neutral_prior: NeutralPriorOpt = None,
 ) -> None:
     """Recognise the emotion of every utterance of the dialogues in FILE, in context."""
     from emoscope._io import check_writable, write_json
@@ -273,9 +308,12 @@ def dialogue(
         check_writable(out)
     dialogues = _read_dialogues(file)
     tax = _taxonomy(taxonomy)
-    rec = _load_recognizer(recognizer)
+    rec = _load_with_prior(recognizer, neutral_prior)
     preds = iter(_predict(rec, dialogues, tax))
     records = [[(i, u, next(preds)) for i, u in enumerate(d.utterances)] for d in dialogues]
+    flat = [(f"dialogue {d.id} turn {i}", p) for d, rows in zip(dialogues, records, strict=True)
+            for i, _, p in rows]  # fmt: skip
+    _warn([p for _, p in flat], [n for n, _ in flat])
     if out is not None:
         write_json(
             out,
@@ -314,6 +352,90 @@ def dialogue(
             console.print(table)
     if out is not None:
         note(f"wrote {out}")
+
+
+def _cue_text(pred: EmotionPrediction, text: str) -> Text:
+    """``text`` with each word coloured by its attribution (green for, red against)."""
+    from rich.text import Text
+
+    from emoscope.explain import cue_words
+
+    out = Text(text)
+    for c in cue_words(pred):
+        if abs(c.weight) >= 0.01:
+            strength = "bold " if abs(c.weight) >= 0.1 else ""
+            out.stylize(f"{strength}{'green' if c.weight > 0 else 'red'}", c.start, c.end)
+    return out
+
+
+@app.command("explain")
+def explain_command(
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Texts to explain; without any (or with '-') lines are read from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    dialogue_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--dialogue",
+            help="Explain every turn of the dialogues in this file (as `dialogue` reads it) "
+            "instead of texts.",
+            show_default=False,
+        ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label", "-l", help="Label to explain (default: each top label).", show_default=False
+        ),
+    ] = None,
+    recognizer: RecognizerOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    as_json: JsonOpt = False,
+    neutral_prior: NeutralPriorOpt = None,
+) -> None:
+    """Show which words drove each prediction (word occlusion; see emoscope.explain)."""
+    from emoscope._views import route
+    from emoscope.explain import explain, top_cues
+
+    inputs: list[str | Dialogue]
+    if dialogue_file is not None:
+        if texts:
+            raise EmoscopeError("give texts or --dialogue FILE, not both")
+        dialogues = _read_dialogues(dialogue_file)
+        inputs = list(dialogues)
+        rows = [(f"dialogue {d.id} turn {i}", u.text) for d in dialogues
+                for i, u in enumerate(d.utterances)]  # fmt: skip
+    else:
+        inputs = list(_read_texts(texts))
+        rows = [(f"text {i}", str(t)) for i, t in enumerate(inputs, 1)]
+    rec = route(_load_with_prior(recognizer, neutral_prior), _taxonomy(taxonomy))
+    try:
+        preds = explain(rec, inputs, label)
+    except ValueError as e:  # an unknown --label
+        raise EmoscopeError(str(e)) from None
+    _warn(preds, [name for name, _ in rows])
+    if as_json:
+        for (_, text), pred in zip(rows, preds, strict=True):
+            typer.echo(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"{rec.name} ({preds[0].taxonomy}): why"))
+    table.add_column("input")
+    table.add_column("text (green: for, red: against)", overflow="fold", ratio=3)
+    table.add_column("label")
+    table.add_column("p", justify="right")
+    table.add_column("top cues", ratio=2)
+    for (name, text), pred in zip(rows, preds, strict=True):
+        lab = str(pred.cues["attribution_label"])
+        cues = ", ".join(f"{c.word} {c.weight:+.2f}" for c in top_cues(pred))
+        table.add_row(name, _cue_text(pred, text), lab, f"{pred.probs[lab]:.2f}", Text(cues))
+    _stdout().print(table)
 
 
 def _dataset_from_file(path: Path, taxonomy: str | None) -> Dataset:

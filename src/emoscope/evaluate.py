@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emoscope import __version__, metrics
+from emoscope._views import MappedRecognizer, route
 from emoscope.datasets.base import Dataset
 from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
@@ -153,6 +154,8 @@ def map_prediction(pred: EmotionPrediction, taxonomy: str | Taxonomy) -> Emotion
         rationale=pred.rationale,
         cues=pred.cues,
         multi_label=pred.multi_label,
+        language=pred.language,
+        warnings=pred.warnings,
     )
 
 
@@ -236,7 +239,12 @@ def evaluate(
     if not dataset.examples:
         raise EmoscopeError(f"dataset {dataset.name!r} ({dataset.split}) has no examples")
 
-    preds, seconds = _predict_all(recognizer, dataset, batch_size, progress)
+    # The dataset's taxonomy is answered the way every front-end answers it; predictions that
+    # still need mapping are mapped (and the method recorded) when scored.
+    routed = route(recognizer, dataset.taxonomy)
+    if isinstance(routed, MappedRecognizer):
+        routed = recognizer
+    preds, seconds = _predict_all(routed, dataset, batch_size, progress)
     n = len(preds)
     result = EvalResult(
         recognizer=recognizer.name,

@@ -30,8 +30,14 @@ class EmotionPrediction:
         confidence: the calibrated probability that the top label is right; defaults to the top
             label's probability.
         rationale: free-text reasoning (LLM recognisers).
-        cues: extra evidence, e.g. explicit/implicit emotion cues or matched lexicon words.
+        cues: extra evidence, e.g. explicit/implicit emotion cues or matched lexicon words;
+            word attributions are under ``cues["attributions"]`` (see
+            :func:`emoscope.explain.cue_words`).
         multi_label: whether ``probs`` are independent per-label probabilities.
+        language: ISO 639-1 code of the text's language as detected (``None``: not detected,
+            or no letters); see :mod:`emoscope.language`.
+        warnings: why this prediction may be unreliable, each ``"key: explanation"`` (keys:
+            ``not-english``, ``no-letters``, ``context-truncated``).
     """
 
     probs: Mapping[str, float]
@@ -42,6 +48,8 @@ class EmotionPrediction:
     rationale: str | None = None
     cues: Mapping[str, Any] = field(default_factory=dict)
     multi_label: bool = False
+    language: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.probs:
@@ -51,6 +59,7 @@ class EmotionPrediction:
             if not (0.0 <= v <= 1.0) or math.isnan(v):
                 raise ValueError(f"probability of {k!r} is {v}, expected a value in [0, 1]")
         object.__setattr__(self, "probs", probs)
+        object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
         top = max(probs, key=probs.__getitem__)
         if not self.labels:
             object.__setattr__(self, "labels", (top,))
@@ -94,6 +103,10 @@ class EmotionPrediction:
             d["rationale"] = self.rationale
         if self.cues:
             d["cues"] = dict(self.cues)
+        if self.language is not None:
+            d["language"] = self.language
+        if self.warnings:
+            d["warnings"] = list(self.warnings)
         return d
 
     @classmethod
@@ -109,6 +122,8 @@ class EmotionPrediction:
             rationale=d.get("rationale"),
             cues=dict(d.get("cues") or {}),
             multi_label=bool(d.get("multi_label", False)),
+            language=d.get("language"),
+            warnings=tuple(d.get("warnings") or ()),
         )
 
     @classmethod
@@ -166,7 +181,21 @@ PREDICTION_SCHEMA: dict[str, Any] = {
             ]
         },
         "rationale": {"type": "string"},
-        "cues": {"type": "object"},
+        "cues": {
+            "type": "object",
+            "description": "extra evidence; 'attributions' holds word attributions "
+            "[{word, weight, start, end}] when an explanation was asked for",
+        },
+        "language": {
+            "type": "string",
+            "description": "ISO 639-1 code of the detected language of the text",
+        },
+        "warnings": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "why the prediction may be unreliable, each 'key: explanation' "
+            "(not-english, no-letters, context-truncated)",
+        },
     },
     "additionalProperties": False,
 }

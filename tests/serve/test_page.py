@@ -181,3 +181,20 @@ def test_bad_input_shows_an_error(page: tuple[Any, list[str], list[str]]) -> Non
     pg.click("#analyse-button")
     pg.wait_for_selector("body[data-state=error]", timeout=15_000)
     assert "max_text_chars" in status.inner_text()
+
+
+def test_explained_words_are_highlighted(page: tuple[Any, list[str], list[str]]) -> None:
+    pg, requests, errors = page
+    pg.fill("#dialogue-input", "Maya: I am so happy today\nSam: This is awful and sad")
+    pg.check("#explain-check")
+    pg.click("#analyse-button")
+    pg.wait_for_selector("body[data-state=done]", timeout=15_000)
+    assert any("/v1/dialogue?explain=true" in u for u in requests)
+    first = pg.query_selector_all("#utterances li.utterance:first-child span.cue")
+    assert [c.inner_text() for c in first] == ["I", "am", "so", "happy", "today"]
+    weights = {c.inner_text(): float(c.get_attribute("data-weight")) for c in first}
+    assert max(weights, key=weights.__getitem__) == "happy"  # the lexicon's joy word
+    assert "cue-for" in (pg.query_selector("span.cue[data-weight]").get_attribute("class") or "")
+    # The text reads as before: spans and the gaps between them rebuild it.
+    assert pg.inner_text("#utterances li.utterance:first-child p.text") == "I am so happy today"
+    assert errors == []

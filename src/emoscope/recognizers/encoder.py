@@ -45,7 +45,13 @@ from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix
 from emoscope.prediction import EmotionPrediction
 from emoscope.recognizers.base import Input, Target, flatten_inputs, register
 
-__all__ = ["EncoderConfig", "EncoderRecognizer", "HeadConfig", "default_model_path"]
+__all__ = [
+    "EncoderConfig",
+    "EncoderRecognizer",
+    "HeadConfig",
+    "default_model_path",
+    "route_head",
+]
 
 DEFAULT_MODEL_DIR = "data/default_model"
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
@@ -384,6 +390,54 @@ def _transformers_backbone(resolved: ResolvedModel) -> tuple[nn.Module, Any]:
     return backbone, tokenizer
 
 
+INPUT_KINDS = ("text", "turn")
+
+
+def input_kind(target: Target) -> str:
+    """``"text"`` for a standalone text, ``"turn"`` for an utterance of a dialogue."""
+    return "text" if target.dialogue is None else "turn"
+
+
+def route_head(
+    config: EncoderConfig, taxonomy: str, kind: str
+) -> tuple[HeadConfig, np.ndarray | None]:
+    """The head answering ``taxonomy`` for inputs of ``kind``, and the matrix mapping its labels
+    into ``taxonomy`` (``None`` when it is that taxonomy's own head).
+
+    The one routing rule of emoscope (every front-end reaches it through
+    :func:`emoscope._views.route`):
+
+    1. a head trained on ``taxonomy`` itself answers, whatever the input kind;
+    2. otherwise the head trained on inputs of that kind is mapped into ``taxonomy``: for a
+       standalone text (``"text"``) the multi-label head (GoEmotions: single comments), for a
+       dialogue turn (``"turn"``) the head of the model's default taxonomy (MELD: TV dialogue).
+       A conversation head read on a single text carries MELD's 47% neutral prior into it
+       (``benchmarks/results/cross_domain.json``).
+    """
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"unknown input kind {kind!r}; expected one of {INPUT_KINDS}")
+    label_heads = [h for h in config.heads if h.kind != "vad" and h.taxonomy]
+    for h in label_heads:
+        if h.taxonomy == taxonomy:
+            return h, None
+    source = None
+    if kind == "text":
+        source = next((h for h in label_heads if h.kind == "multi"), None)
+    if source is None:
+        source = next(h for h in label_heads if h.taxonomy == config.default_taxonomy)
+    m, _ = mapping_matrix(get_taxonomy(source.taxonomy or ""), get_taxonomy(taxonomy))
+    return source, m
+
+
+def _reweight_neutral(p: np.ndarray, taxonomy: Taxonomy, weight: float) -> np.ndarray:
+    """Rows of ``p`` with the neutral column multiplied by ``weight``, renormalised."""
+    if taxonomy.neutral is None:
+        return p
+    q = p.copy()
+    q[:, taxonomy.labels.index(taxonomy.neutral)] *= weight
+    return q / q.sum(1, keepdims=True)
+
+
 @register("default")
 @register("encoder")
 class EncoderRecognizer:
@@ -391,8 +445,13 @@ class EncoderRecognizer:
 
     Args:
         path: a saved model folder; defaults to the model shipped with emoscope.
-        taxonomy: the taxonomy of the output distribution. A head of that taxonomy is used when
-            the model has one; otherwise the default head's distribution is mapped.
+        taxonomy: the taxonomy of the output distribution; :func:`route_head` chooses the head
+            for each input (that taxonomy's own head, else the head trained on the input's kind,
+            mapped).
+        neutral_prior: a multiplier on the neutral label's probability before renormalising
+            (``1`` = as trained). The conversation heads carry MELD's ~47% neutral prior into
+            every text; values below 1 correct for domains with fewer neutral texts (see
+            ``docs/model_card.md`` for the measured effect). Not applied to sigmoid heads.
         batch_size: utterances per forward pass.
         backend: ``auto`` (default) is ``torch-bf16`` where the CPU has native bfloat16
             arithmetic (AVX512-BF16 or AMX) and ``torch`` (float32) elsewhere (see
@@ -411,6 +470,7 @@ class EncoderRecognizer:
         batch_size: int = 64,
         backend: str = "auto",
         *,
+        neutral_prior: float = 1.0,
         model: EmotionEncoder | None = None,
         tokenizer: Any = None,
     ) -> None:
@@ -431,6 +491,13 @@ class EncoderRecognizer:
             backend = default_backend()
         self.backend = backend
         self._taxonomy = get_taxonomy(taxonomy or self.config.default_taxonomy)
+        try:  # registry options (``eval --neutral-prior 0.35``) arrive as strings
+            prior = float(neutral_prior)
+        except (TypeError, ValueError):
+            prior = float("nan")
+        if not (prior > 0 and math.isfinite(prior)):
+            raise EmoscopeError(f"neutral_prior must be a positive number, got {neutral_prior!r}")
+        self.neutral_prior = prior
         self._token_sums: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
         if backend == "torch":
             self._token_sums = self._torch_token_sums
@@ -467,14 +534,9 @@ class EncoderRecognizer:
         """Names of the model's heads."""
         return [h.name for h in self.config.heads]
 
-    def _label_head(self) -> tuple[HeadConfig, np.ndarray | None]:
-        """The head serving the output taxonomy and, if needed, the mapping matrix to it."""
-        for h in self.config.heads:
-            if h.taxonomy == self._taxonomy.name:
-                return h, None
-        source = next(h for h in self.config.heads if h.taxonomy == self.config.default_taxonomy)
-        m, _ = mapping_matrix(get_taxonomy(source.taxonomy or ""), self._taxonomy)
-        return source, m
+    def _label_head(self, kind: str = "turn") -> tuple[HeadConfig, np.ndarray | None]:
+        """The head serving the output taxonomy for inputs of ``kind`` (see :func:`route_head`)."""
+        return route_head(self.config, self._taxonomy.name, kind)
 
     # -- prediction ---------------------------------------------------------------------------
     def _features(self, targets: Sequence[Target]) -> torch.Tensor:
@@ -518,24 +580,35 @@ class EncoderRecognizer:
         return sums / counts.clamp_min(1.0)
 
     @torch.inference_mode()
-    def _outputs(self, inputs: Sequence[Input]) -> tuple[np.ndarray, np.ndarray, HeadConfig]:
+    def _outputs(self, inputs: Sequence[Input]) -> tuple[np.ndarray, np.ndarray, list[HeadConfig]]:
+        """Label probabilities, VAD and the head used, one row per utterance."""
         targets = flatten_inputs(inputs)
-        head, mapping = self._label_head()
         if not targets:
-            return np.zeros((0, len(self.labels))), np.zeros((0, 3)), head
+            return np.zeros((0, len(self.labels))), np.zeros((0, 3)), []
         feats = self._features(targets)
-        probs = head.probabilities(self.model.head_logits(feats, head.name)).numpy()
-        if mapping is not None:
-            if head.sigmoid:  # renormalise independent probabilities before mapping
-                probs = probs / probs.sum(1, keepdims=True)
-            probs = probs @ mapping
+        kinds = [input_kind(t) for t in targets]
+        probs = np.zeros((len(targets), len(self.labels)))
+        used: list[HeadConfig] = [self.config.heads[0]] * len(targets)
+        for kind in dict.fromkeys(kinds):
+            rows = [i for i, k in enumerate(kinds) if k == kind]
+            head, mapping = self._label_head(kind)
+            p = head.probabilities(self.model.head_logits(feats[rows], head.name)).numpy()
+            if mapping is not None:
+                if head.sigmoid:  # renormalise independent probabilities before mapping
+                    p = p / p.sum(1, keepdims=True)
+                p = p @ mapping
+            if self.neutral_prior != 1.0 and not (head.sigmoid and mapping is None):
+                p = _reweight_neutral(p, self._taxonomy, self.neutral_prior)
+            probs[rows] = p
+            for i in rows:
+                used[i] = head
         vad_head = next((h for h in self.config.heads if h.kind == "vad"), None)
         vad = (
             self.model.head_logits(feats, vad_head.name).clamp(-1, 1).numpy()
             if vad_head is not None
             else np.full((len(targets), 3), np.nan)
         )
-        return probs.astype(np.float64), vad.astype(np.float64), head
+        return probs.astype(np.float64), vad.astype(np.float64), used
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
         """Array ``(n_utterances, n_labels)`` of label probabilities (columns = :attr:`labels`)."""
@@ -547,10 +620,11 @@ class EncoderRecognizer:
 
     def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
         """One :class:`EmotionPrediction` per text / per dialogue utterance, in input order."""
-        probs, vad, head = self._outputs(inputs)
-        multi = head.kind == "multi" and head.taxonomy == self._taxonomy.name
+        probs, vad, heads = self._outputs(inputs)
+        notes = self._input_warnings(flatten_inputs(inputs))
         out = []
-        for p, v in zip(probs, vad, strict=True):
+        for p, v, head, (language, warns) in zip(probs, vad, heads, notes, strict=True):
+            multi = head.kind == "multi" and head.taxonomy == self._taxonomy.name
             labels: tuple[str, ...] = ()
             if multi:
                 th = head.thresholds or [0.5] * len(p)
@@ -564,8 +638,29 @@ class EncoderRecognizer:
                     labels=labels,
                     vad=None if np.isnan(v).any() else (float(v[0]), float(v[1]), float(v[2])),
                     multi_label=multi,
+                    language=language,
+                    warnings=warns,
                 )
             )
+        return out
+
+    def _input_warnings(
+        self, targets: Sequence[Target]
+    ) -> list[tuple[str | None, tuple[str, ...]]]:
+        """Detected language and warnings of each target (see :mod:`emoscope.language`)."""
+        from emoscope.language import detect, input_warnings
+
+        keep = self.config.max_turns - 1
+        out = []
+        for t in targets:
+            found = detect(t.text)
+            warns = input_warnings(t.text, found)
+            if t.dialogue is not None and t.index > keep:
+                warns.append(
+                    f"context-truncated: turn {t.index} has {t.index} turns before it; the model "
+                    f"read only the last {keep} of them"
+                )
+            out.append((found.language, tuple(warns)))
         return out
 
     # -- persistence --------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -61,7 +61,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from emoscope import __version__
 from emoscope._io import write_text
-from emoscope._views import native_view
+from emoscope._views import route
 from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import EmoscopeError
 from emoscope.labels import TAXONOMIES, Taxonomy, get_taxonomy, map_label
@@ -206,7 +206,19 @@ class PredictionOut(BaseModel):
         description="Valence, arousal, dominance, each in [-1, 1]; null when not predicted.",
     )
     rationale: str | None = Field(default=None, description="Free-text reasoning, if any.")
-    cues: dict[str, Any] | None = Field(default=None, description="Extra evidence, if any.")
+    cues: dict[str, Any] | None = Field(
+        default=None,
+        description="Extra evidence, if any; 'attributions' holds word attributions "
+        "[{word, weight, start, end}] when explain=true.",
+    )
+    language: str | None = Field(
+        default=None, description="ISO 639-1 code of the detected language of the text."
+    )
+    warnings: list[str] | None = Field(
+        default=None,
+        description="Why the prediction may be unreliable, each 'key: explanation' "
+        "(not-english, no-letters, context-truncated).",
+    )
 
     @classmethod
     def from_prediction(cls, pred: EmotionPrediction) -> PredictionOut:
@@ -379,7 +391,7 @@ class _Service:
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._warm = False
-        self._views: dict[str, Recognizer | None] = {}
+        self._views: dict[str, Recognizer] = {}
         self.in_flight = 0
         self.batchers = Batchers(config.batch_wait_ms, config.batch_max_texts)
 
@@ -407,16 +419,14 @@ class _Service:
         assert self.recognizer is not None
         return self.recognizer
 
-    def for_taxonomy(self, taxonomy: Taxonomy | None) -> tuple[Recognizer, Taxonomy | None]:
-        """The recogniser to call and the taxonomy its predictions still need mapping to."""
+    def for_taxonomy(self, taxonomy: Taxonomy | None) -> Recognizer:
+        """The recogniser answering in ``taxonomy`` (see :func:`emoscope._views.route`)."""
         rec = self.require()
         if taxonomy is None:
-            return rec, None
-        key = taxonomy.name
-        if key not in self._views:
-            self._views[key] = native_view(rec, taxonomy)
-        view = self._views[key]
-        return (view, None) if view is not None else (rec, taxonomy)
+            return rec
+        if taxonomy.name not in self._views:
+            self._views[taxonomy.name] = route(rec, taxonomy)
+        return self._views[taxonomy.name]
 
     def default_taxonomy(self) -> str:
         return self.config.taxonomy or self.require().taxonomy.name
@@ -467,6 +477,24 @@ def _check_texts(texts: Sequence[str], field: str, max_chars: int, single: bool 
             )
 
 
+ExplainQuery = Annotated[
+    bool,
+    Query(
+        description="Add word attributions (occlusion) to each prediction's cues.attributions: "
+        "[{word, weight, start, end}], weight = drop of the top label's probability without "
+        "the word. Costs one extra forward pass per word."
+    ),
+]
+
+
+def _predict(rec: Recognizer, inputs: Sequence[str | Dialogue], explain: bool) -> list[Any]:
+    if not explain:
+        return rec.predict(list(inputs))
+    from emoscope.explain import explain as explain_words
+
+    return explain_words(rec, inputs)
+
+
 def _request_taxonomy(name: str | None) -> Taxonomy | None:
     if name is None:
         return None
@@ -476,17 +504,6 @@ def _request_taxonomy(name: str | None) -> Taxonomy | None:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "taxonomy"), "msg": str(e), "input": name}]
         ) from None
-
-
-def _predict(
-    rec: Recognizer, inputs: Sequence[str | Dialogue], taxonomy: Taxonomy | None
-) -> list[EmotionPrediction]:
-    preds = rec.predict(list(inputs))
-    if taxonomy is None:
-        return preds
-    from emoscope.evaluate import map_prediction
-
-    return [map_prediction(p, taxonomy) for p in preds]
 
 
 # ------------------------------------------------------------------------------------------
@@ -869,7 +886,7 @@ def create_app(
         summary="Recognise the emotions of one or more texts",
         tags=["predict"],
     )
-    async def analyze(req: AnalyzeRequest) -> AnalyzeResponse:
+    async def analyze(req: AnalyzeRequest, explain: ExplainQuery = False) -> AnalyzeResponse:
         """Predict each text on its own (no context); ``texts`` keeps the input order."""
         texts = req.items()
         field = "text" if req.text is not None else "texts"
@@ -881,10 +898,14 @@ def create_app(
             )
         _check_texts(texts, field, config.max_text_chars, single=req.text is not None)
         tax = _request_taxonomy(req.taxonomy or config.taxonomy)
-        rec, mapping = service.for_taxonomy(tax)
+        rec = service.for_taxonomy(tax)
+        batched = None
+        if not explain:
+            batched = lambda: service.batchers.submit(  # noqa: E731
+                rec, None, texts, lambda r, batch, _tax: _predict(r, batch, False)
+            )
         preds: list[EmotionPrediction] = await service.run(
-            lambda: _predict(rec, texts, mapping),
-            batched=lambda: service.batchers.submit(rec, mapping, texts, _predict),
+            lambda: _predict(rec, texts, explain), batched=batched
         )
         return AnalyzeResponse(
             recognizer=rec.name,
@@ -900,7 +921,7 @@ def create_app(
         summary="Recognise the emotion of every utterance of a conversation",
         tags=["predict"],
     )
-    async def dialogue(req: DialogueRequest) -> DialogueResponse:
+    async def dialogue(req: DialogueRequest, explain: ExplainQuery = False) -> DialogueResponse:
         """Each utterance is read in the context of the turns before it."""
         if len(req.utterances) > config.max_utterances:
             raise _limit_error(
@@ -911,8 +932,8 @@ def create_app(
         _check_texts([u.text for u in req.utterances], "utterances", config.max_text_chars)
         tax = _request_taxonomy(req.taxonomy or config.taxonomy)
         d = Dialogue([Utterance(u.text, u.speaker, u.id) for u in req.utterances], id=req.id)
-        rec, mapping = service.for_taxonomy(tax)
-        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, [d], mapping))
+        rec = service.for_taxonomy(tax)
+        preds: list[EmotionPrediction] = await service.run(lambda: _predict(rec, [d], explain))
         return DialogueResponse(
             recognizer=rec.name,
             taxonomy=tax.name if tax else rec.taxonomy.name,

@@ -154,6 +154,30 @@
     node.addEventListener("mouseleave", () => highlight(index, false));
   }
 
+  // The utterance text with each attributed word in a span: green supports the label, red
+  // speaks against it, stronger colour for a larger weight (cues.attributions of ?explain=true).
+  function cueText(text, attributions) {
+    const node = el("p", "text");
+    if (!attributions || !attributions.length) {
+      node.textContent = text;
+      return node;
+    }
+    let last = 0;
+    for (const c of attributions) {
+      node.append(document.createTextNode(text.slice(last, c.start)));
+      const span = el("span", c.weight >= 0 ? "cue cue-for" : "cue cue-against", c.word);
+      const alpha = Math.min(1, Math.abs(c.weight) * 2.5);
+      const rgb = c.weight >= 0 ? "46, 160, 67" : "214, 39, 40";
+      span.style.setProperty("background-color", `rgba(${rgb}, ${alpha.toFixed(2)})`);
+      span.title = `${c.weight >= 0 ? "+" : ""}${c.weight.toFixed(3)}`;
+      span.dataset.weight = String(c.weight);
+      node.append(span);
+      last = c.end;
+    }
+    node.append(document.createTextNode(text.slice(last)));
+    return node;
+  }
+
   function renderUtterances(data, colours) {
     const list = $("utterances");
     list.replaceChildren();
@@ -177,7 +201,8 @@
         .map(([k, v]) => `${k} ${v.toFixed(2)}`)
         .join(", ");
       const vad = p.vad ? ` · V ${p.vad[0].toFixed(2)} A ${p.vad[1].toFixed(2)}` : "";
-      item.append(meta, el("p", "text", u.text), el("div", "top", top + vad));
+      item.append(meta, cueText(u.text, p.cues && p.cues.attributions), el("div", "top", top + vad));
+      for (const w of p.warnings || []) item.append(el("p", "warning", w));
       list.append(item);
     }
   }
@@ -370,7 +395,8 @@
     document.body.dataset.state = "busy";
     setStatus(`Analysing ${dialogue.utterances.length} utterances…`);
     try {
-      const res = await fetch("/v1/dialogue", {
+      const explain = $("explain-check").checked ? "?explain=true" : "";
+      const res = await fetch("/v1/dialogue" + explain, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ ...dialogue, taxonomy: $("taxonomy-select").value || null }),
