@@ -466,7 +466,10 @@ def test_serves_an_encoder_model(default_model_folder: Path) -> None:
             rs = list(pool.map(lambda t: c.post("/v1/analyze", json={"text": t}), TEXTS * 3))
         assert all(x.status_code == 200 for x in rs)
         a, b = rs[0].json()["predictions"][0], rs[3].json()["predictions"][0]
-        diff = {k: (a[k], b[k]) for k in a if k != "probs" and a[k] != b[k]}
+        # bf16 sums depend on how requests were micro-batched together: equal within tolerance.
+        close = {"probs", "vad", "confidence"}
+        diff = {k: (a[k], b[k]) for k in a if k not in close and a[k] != b[k]}
         assert not diff, diff
-        assert a["probs"] == pytest.approx(b["probs"], abs=2e-3)  # bf16: batch-dependent
+        for k in close & a.keys():
+            assert a[k] == pytest.approx(b[k], abs=2e-3), k
         assert c.get("/v1/models").json()["recognizer"]["name"] == "default"
