@@ -414,11 +414,43 @@ def llm_train(
     )
 
 
+def models_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the encoders and LLMs emoscope knows: installed or not, source, size, licence."""
+    from emoscope.models import list_models
+
+    rows = list_models()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "kind", "installed", "source", "size", "licence", "install / Hub id")
+    for r in rows:
+        size = "" if r["size_mb"] is None else f"{r['size_mb']:.0f} MB"
+        if r.get("cached"):
+            size += " (+f32 cache)"
+        hint = r["hub_id"] if r["installed"] else f"{r['install']} | {r['hub_id']}"
+        table.add_row(
+            r["name"],
+            r["kind"],
+            "yes" if r["installed"] else "no",
+            r["source"],
+            size,
+            r["licence"],
+            hint,
+        )
+    Console(width=160).print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``llm-eval`` and ``llm-train`` to ``app``.
+    """Add ``llm-eval``, ``llm-train`` and ``models`` to ``app``.
 
     ``emoscope eval --recognizer llm`` needs nothing from here: ``llm`` is a built-in name of the
     recogniser registry, imported on first use.
     """
     app.command("llm-eval")(llm_eval)
     app.command("llm-train")(llm_train)
+    app.command("models")(models_cmd)

@@ -66,9 +66,11 @@ _DEFAULT_K = 3
 
 
 def default_cache_dir() -> Path:
-    """``$EMOSCOPE_CACHE_DIR`` or ``~/.cache/emoscope``, plus ``llm``."""
-    root = os.environ.get("EMOSCOPE_CACHE_DIR") or Path.home() / ".cache" / "emoscope"
-    return Path(root) / "llm"
+    """``$EMOSCOPE_CACHE`` (default ``~/.cache/emoscope``) plus ``llm``; see
+    :func:`emoscope.models.cache_dir`."""
+    from emoscope.models import cache_dir
+
+    return cache_dir("llm")
 
 
 def _env(name: str) -> str | None:
