@@ -210,7 +210,9 @@ class LLMRecognizer:
         cue_window: turns given to the stage-1 descriptions prompt (5).
         confidence: ask for a verbalised ``<confidence>`` (EmoCaliber-style).
         rationale: ask for a one-sentence ``<rationale>``.
-        max_new_tokens: answer length limit (default 16, 96 with rationale or confidence).
+        max_new_tokens: answer length limit (default 48, 96 with rationale or confidence): small
+            models often open with a phrase ("The emotion label that fits Rachel ...") before
+            the label.
         cue_max_new_tokens: stage-1 answer length limit.
         temperature: 0 for greedy decoding.
         cue_backend, cue_model: a different LLM for the stage-1 prompts (the paper used
@@ -298,7 +300,7 @@ class LLMRecognizer:
         self.k = retrieve
         self.batch_size = batch_size
         self.temperature = temperature
-        self.max_new_tokens = max_new_tokens or (96 if (confidence or rationale) else 16)
+        self.max_new_tokens = max_new_tokens or (96 if (confidence or rationale) else 48)
         self.data_root = data_root
         store = store or _env("STORE")
         cache_root = cache_dir or _env("CACHE_DIR")
@@ -454,8 +456,9 @@ class LLMRecognizer:
         if len(answers) != len(prompts):
             raise EmoscopeError(f"backend returned {len(answers)} answers for {len(prompts)}")
         out = []
-        for gen, c, d in zip(answers, cues, demos, strict=True):
-            parsed = parse_answer(gen.text, self._taxonomy)
+        for t, gen, c, d in zip(targets, answers, cues, demos, strict=True):
+            speakers = [u.speaker for u in (t.dialogue.utterances if t.dialogue else [t.utterance])]
+            parsed = parse_answer(gen.text, self._taxonomy, ignore=[s for s in speakers if s])
             info: dict[str, Any] = {
                 "prompt": self.variant,
                 "model": self.model,
