@@ -209,6 +209,29 @@ def llm_eval(
         str | None,
         typer.Option(help="openai: server of the stage-1 model if different.", show_default=False),
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="generate (answer text, parsed) or score (label log-likelihoods -> a "
+            "distribution; hf only)."
+        ),
+    ] = "generate",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="score: a label calibration JSON (prior + temperature fitted on dev).",
+            show_default=False,
+        ),
+    ] = None,
+    cue_max_new_tokens: Annotated[
+        int, typer.Option(min=1, help="Stage-1 (cue prompt) answer length limit.")
+    ] = 320,
+    repetition_penalty: Annotated[
+        float, typer.Option(min=0.01, help="hf: generation repetition penalty (1 = off).")
+    ] = 1.0,
+    bf16: Annotated[
+        bool, typer.Option("--bf16/--fp32", help="hf: bfloat16 autocast for inference.")
+    ] = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Evaluate the LLM recogniser (PRC-Emo prompts) on a dataset and write a report."""
@@ -258,6 +281,11 @@ def llm_eval(
         extra_body=body,
         cue_base_url=cue_base_url,
         data_root=None if data_root is None else str(data_root),
+        mode=mode,
+        calibration=calibration,
+        cue_max_new_tokens=cue_max_new_tokens,
+        repetition_penalty=repetition_penalty,
+        bf16_autocast=bf16,
     )
     recorder = RecordingRecognizer(rec)
     result = evaluate(recorder, data, batch_size=batch_size, progress=progress, limit=limit)
@@ -283,6 +311,8 @@ def llm_eval(
             "template": rec.builder.template.name,
             "window": rec.builder.window,
             "future": rec.builder.future,
+            "mode": rec.mode,
+            "timing": rec.timing,
             "usage": usage,
         },
     )

@@ -128,6 +128,30 @@ class HFBackend:
             return self
         return _BaseView(self)
 
+    def score(
+        self, conversations: Sequence[Sequence[Message]], choices: Sequence[str]
+    ) -> list[Any]:
+        """Log-likelihood of each choice as the answer to each conversation.
+
+        Returns one float64 array per conversation (sum of the choice's token log-probs; see
+        :func:`emoscope.llm.scoring.score_choices`). The adapter, if any, is active.
+        """
+        from emoscope.llm.scoring import choice_token_ids, score_choices
+
+        convs = check_request(conversations, max_new_tokens=1, temperature=0.0)
+        plain = not getattr(self.tokenizer, "chat_template", None)
+        choice_ids = choice_token_ids(self.tokenizer, choices, plain=plain)
+        return [
+            score_choices(
+                self.lm,
+                encode_prompt(self.tokenizer, self.render(c)),
+                choice_ids,
+                bf16=self.bf16_autocast,
+                batch_size=max(len(choice_ids), 1),
+            )
+            for c in convs
+        ]
+
     def render(self, conv: Sequence[Message]) -> str:
         """The exact prompt text the model sees for one conversation."""
         return render_chat(self.tokenizer, conv, chat_template_kwargs=self.chat_template_kwargs)

@@ -150,6 +150,13 @@ class SFTConfig:
         from emoscope.curriculum import CurriculumConfig
 
         CurriculumConfig(strategy=self.curriculum)  # validates the strategy name
+        full = (self.n_buckets - 1) * self.epochs_per_stage + 1
+        if self.curriculum != "none" and self.n_buckets > 1 and self.epochs < full:
+            raise EmoscopeError(
+                f"epochs={self.epochs} never reaches the full data: the {self.n_buckets}-bucket "
+                f"curriculum adds one bucket every {self.epochs_per_stage} epoch(s), so it needs "
+                f"at least {full} epochs (or curriculum 'none')"
+            )
 
 
 @dataclass
