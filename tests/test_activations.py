@@ -206,7 +206,7 @@ def test_render_chat(llama: LoadedModel, bert_dir: Path) -> None:
     assert text.startswith("system : be calm") and text.rstrip().endswith("assistant :")
     bert = load_model(str(bert_dir))
     plain = render_chat(bert.tokenizer, msgs)
-    assert plain == "System: be calm\nUser: hi\nAssistant:"
+    assert plain == "System: be calm\n\nUser: hi\n\nAssistant:"
     assert render_chat(bert.tokenizer, msgs, add_generation_prompt=False).endswith("User: hi")
 
 

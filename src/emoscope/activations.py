@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ import numpy as np
 
 from emoscope._io import write_json
 from emoscope.errors import EmoscopeError
+from emoscope.models import render_chat
 
 if TYPE_CHECKING:
     import torch
@@ -114,12 +115,17 @@ class LoadedModel:
 
 
 def _resolve_location(name: str | None) -> tuple[str, str]:
-    """``(where to load from, the name to report)``; MiniLM aliases report the Hub id."""
-    from emoscope.base_model import DEFAULT_BASE_MODEL, resolve_base_model
+    """``(where to load from, the name to report)``; MiniLM aliases report the Hub id, GGUF
+    weights load from their de-quantised copy (see :mod:`emoscope.models`)."""
+    from emoscope.models import DEFAULT_BASE_MODEL, materialize, resolve
 
-    if name is None or name.strip().lower() in _MINILM_NAMES or name == DEFAULT_BASE_MODEL:
-        return resolve_base_model().location, DEFAULT_BASE_MODEL
-    return name, name
+    if name is None:
+        name = DEFAULT_BASE_MODEL
+    res = resolve(name)
+    display = DEFAULT_BASE_MODEL if res.name == "minilm" else name
+    if res.adapter is not None:
+        raise EmoscopeError(f"{name}: a LoRA adapter folder; give its base model instead")
+    return materialize(res), display
 
 
 def _is_decoder(config: Any) -> bool:
@@ -184,6 +190,11 @@ def load_model(
             model = auto.from_config(config)
             if torch_dtype is not None:
                 model = model.to(torch_dtype)
+        elif decoder:
+            from emoscope.models import load_causal_lm
+
+            loaded = load_causal_lm(location, device=device, dtype=dtype)
+            model, tokenizer = loaded.model, loaded.tokenizer
         else:
             kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
             model = auto.from_pretrained(location, **kwargs)
@@ -292,29 +303,6 @@ def parse_layers(
     if not out:
         raise EmoscopeError(f"no layers selected by {spec!r}; expected {expected}")
     return sorted(set(out))
-
-
-def render_chat(
-    tokenizer: Any,
-    messages: Sequence[Mapping[str, str]],
-    *,
-    add_generation_prompt: bool = True,
-) -> str:
-    """Format chat messages as the model expects: its chat template, or plain ``role: text``.
-
-    The plain fallback (for base models without a chat template) writes one
-    ``Role: content`` line per message and, with ``add_generation_prompt``, a final
-    ``Assistant:`` line.
-    """
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            [dict(m) for m in messages], tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-        return str(text)
-    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-    if add_generation_prompt:
-        lines.append("Assistant:")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------

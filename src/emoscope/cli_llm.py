@@ -209,6 +209,29 @@ def llm_eval(
         str | None,
         typer.Option(help="openai: server of the stage-1 model if different.", show_default=False),
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="generate (answer text, parsed) or score (label log-likelihoods -> a "
+            "distribution; hf only)."
+        ),
+    ] = "generate",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="score: a label calibration JSON (prior + temperature fitted on dev).",
+            show_default=False,
+        ),
+    ] = None,
+    cue_max_new_tokens: Annotated[
+        int, typer.Option(min=1, help="Stage-1 (cue prompt) answer length limit.")
+    ] = 320,
+    repetition_penalty: Annotated[
+        float, typer.Option(min=0.01, help="hf: generation repetition penalty (1 = off).")
+    ] = 1.0,
+    bf16: Annotated[
+        bool, typer.Option("--bf16/--fp32", help="hf: bfloat16 autocast for inference.")
+    ] = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Evaluate the LLM recogniser (PRC-Emo prompts) on a dataset and write a report."""
@@ -258,6 +281,11 @@ def llm_eval(
         extra_body=body,
         cue_base_url=cue_base_url,
         data_root=None if data_root is None else str(data_root),
+        mode=mode,
+        calibration=calibration,
+        cue_max_new_tokens=cue_max_new_tokens,
+        repetition_penalty=repetition_penalty,
+        bf16_autocast=bf16,
     )
     recorder = RecordingRecognizer(rec)
     result = evaluate(recorder, data, batch_size=batch_size, progress=progress, limit=limit)
@@ -283,6 +311,8 @@ def llm_eval(
             "template": rec.builder.template.name,
             "window": rec.builder.window,
             "future": rec.builder.future,
+            "mode": rec.mode,
+            "timing": rec.timing,
             "usage": usage,
         },
     )
@@ -414,11 +444,43 @@ def llm_train(
     )
 
 
+def models_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the encoders and LLMs emoscope knows: installed or not, source, size, licence."""
+    from emoscope.models import list_models
+
+    rows = list_models()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "kind", "installed", "source", "size", "licence", "install / Hub id")
+    for r in rows:
+        size = "" if r["size_mb"] is None else f"{r['size_mb']:.0f} MB"
+        if r.get("cached"):
+            size += " (+f32 cache)"
+        hint = r["hub_id"] if r["installed"] else f"{r['install']} | {r['hub_id']}"
+        table.add_row(
+            r["name"],
+            r["kind"],
+            "yes" if r["installed"] else "no",
+            r["source"],
+            size,
+            r["licence"],
+            hint,
+        )
+    Console(width=160).print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``llm-eval`` and ``llm-train`` to ``app``.
+    """Add ``llm-eval``, ``llm-train`` and ``models`` to ``app``.
 
     ``emoscope eval --recognizer llm`` needs nothing from here: ``llm`` is a built-in name of the
     recogniser registry, imported on first use.
     """
     app.command("llm-eval")(llm_eval)
     app.command("llm-train")(llm_train)
+    app.command("models")(models_cmd)

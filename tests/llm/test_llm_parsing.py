@@ -150,3 +150,35 @@ def test_json_objects_are_found_in_noisy_answers() -> None:
     assert parse_json_object('{"ExplicitEmotion": "only one"}', keys) is None
     assert parse_json_object("no json at all", keys) is None
     assert parse_json_object('{"ExplicitEmotion": 3, "ImplicitEmotion": "x"}', keys) is None
+
+
+# Real SmolLM2-135M-Instruct answers on MELD (zero-shot / few-shot / prc trials of issue 11):
+# none of them names a label, and each was once counted as parsed by a fuzzy or synonym match.
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The emotion label that fits Rachel in the utterance",
+        "The emotion label that fits Ross in the utterance \"Oh, I'm so sorry",
+        "Ross is expressing his feelings about the situation and how he",
+        'In the utterance "Eww, gross!" the speaker',
+        "The speaker's emotion in this context is a mix of",
+        "I'm sorry, but I cannot determine the emotional state of the speaker",
+    ],
+)
+def test_prose_without_a_label_is_unknown(answer: str) -> None:
+    parsed = parse_answer(answer, "meld", ignore=["Ross", "Rachel"])
+    assert parsed.parse_failed and parsed.method == "unknown", parsed
+
+
+@pytest.mark.parametrize(
+    ("answer", "label"),
+    [
+        ("joy", "joy"),
+        ("Joyful", "joy"),  # a short answer may be a synonym or a near-miss
+        ("Answer: angr", "anger"),  # a marked answer line may be fuzzy-matched
+        ("The emotion label that fits Rachel in the utterance is surprise.", "surprise"),
+        ('Monica says "I am so happy" and the label is neutral', "neutral"),  # quote skipped
+    ],
+)
+def test_labels_in_short_or_marked_answers_are_read(answer: str, label: str) -> None:
+    assert parse_answer(answer, "meld", ignore=["Rachel", "Monica"]).label == label

@@ -149,6 +149,7 @@ def test_build_examples_from_meld_with_cues_and_self_excluding_retrieval(
         ({"lora_dropout": 1.5}, "lora_dropout"),
         ({"prompt": "zero-shot", "retrieve": 3}, "zero-shot prompt shows no demonstrations"),
         ({"curriculum": "random"}, "unknown curriculum strategy"),
+        ({"epochs": 1, "n_buckets": 2}, "never reaches the full data"),
     ],
 )
 def test_bad_configs(changes: dict[str, object], message: str) -> None:

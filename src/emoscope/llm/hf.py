@@ -9,7 +9,6 @@ setup) is used on request when bitsandbytes and a CUDA device are available.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,14 @@ from emoscope.llm.base import (
     cached_generate,
     check_request,
 )
+from emoscope.models import (
+    _bnb_config,
+    autocast,
+    encode_prompt,
+    load_causal_lm,
+    render_chat,
+    resolve,
+)
 
 __all__ = ["HFBackend", "render_chat", "resolve_model_and_adapter"]
 
@@ -32,65 +39,13 @@ def resolve_model_and_adapter(model: str, adapter: str | None = None) -> tuple[s
     """Split ``model`` into (base model, adapter) when it is a PEFT adapter folder.
 
     An adapter folder holds ``adapter_config.json`` naming its base model in
-    ``base_model_name_or_path``.
+    ``base_model_name_or_path`` (see :func:`emoscope.models.resolve`).
     """
-    cfg = Path(model) / "adapter_config.json"
-    if adapter is None and cfg.is_file():
-        try:
-            base = json.loads(cfg.read_text("utf-8"))["base_model_name_or_path"]
-        except (ValueError, KeyError) as e:
-            raise EmoscopeError(f"{cfg}: no usable 'base_model_name_or_path' ({e})") from e
-        if not base:
-            raise EmoscopeError(f"{cfg}: 'base_model_name_or_path' is empty")
-        return str(base), model
+    if adapter is None and (Path(model) / "adapter_config.json").is_file():
+        res = resolve(model)
+        assert res.base is not None
+        return res.base.name, res.adapter
     return model, adapter
-
-
-def _merge_system(conv: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Fold system messages into the first user message, for templates without a system role."""
-    system = "\n\n".join(m["content"] for m in conv if m["role"] == "system")
-    rest = [dict(m) for m in conv if m["role"] != "system"]
-    if not system:
-        return rest
-    for m in rest:
-        if m["role"] == "user":
-            m["content"] = f"{system}\n\n{m['content']}"
-            return rest
-    return [{"role": "user", "content": system}, *rest]
-
-
-def render_chat(
-    tokenizer: Any,
-    conv: Sequence[Message],
-    *,
-    add_generation_prompt: bool = True,
-    chat_template_kwargs: Mapping[str, Any] | None = None,
-) -> str:
-    """The prompt text of a conversation under ``tokenizer``'s chat template.
-
-    Tokenizers without a chat template (base models) get a plain ``Role: content`` layout ending
-    in ``Assistant:``; templates that reject a system message get it folded into the first user
-    message.
-    """
-    msgs = [dict(m) for m in conv]
-    if getattr(tokenizer, "chat_template", None) is None:
-        text = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in msgs)
-        return text + ("\n\nAssistant:" if add_generation_prompt else "")
-    kwargs = dict(chat_template_kwargs or {})
-    try:
-        out = tokenizer.apply_chat_template(
-            msgs, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs
-        )
-    except Exception as e:  # jinja raises TemplateError for e.g. "System role not supported"
-        if not any(m["role"] == "system" for m in msgs):
-            raise EmoscopeError(f"the tokenizer's chat template failed: {e}") from e
-        out = tokenizer.apply_chat_template(
-            _merge_system(msgs),
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-            **kwargs,
-        )
-    return str(out)
 
 
 class HFBackend:
@@ -124,78 +79,44 @@ class HFBackend:
         cache: ResponseCache | str | Path | None = None,
         chat_template_kwargs: Mapping[str, Any] | None = None,
         trust_remote_code: bool = False,
+        repetition_penalty: float = 1.0,
+        bf16_autocast: bool = False,
     ) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if batch_size < 1:
             raise EmoscopeError(f"batch_size must be at least 1, got {batch_size}")
-        base, adapter = resolve_model_and_adapter(model, adapter)
-        self.base_model = base
-        self.adapter = adapter
-        self.model = base if adapter is None else f"{base}+{adapter}"
+        if repetition_penalty <= 0:
+            raise EmoscopeError(f"repetition_penalty must be positive, got {repetition_penalty}")
+        loaded = load_causal_lm(
+            model,
+            adapter=adapter,
+            device=device,
+            dtype=dtype,
+            load_in_4bit=load_in_4bit,
+            trust_remote_code=trust_remote_code,
+        )
+        res = loaded.resolved
+        self.resolved = res
+        self.base_model = res.base.name if res.base is not None else res.name
+        self.adapter = res.adapter
+        self.model = (
+            self.base_model if self.adapter is None else f"{self.base_model}+{self.adapter}"
+        )
         self.batch_size = batch_size
+        self.repetition_penalty = float(repetition_penalty)
+        self.bf16_autocast = bool(bf16_autocast)
         self.chat_template_kwargs = dict(
             {"enable_thinking": False} if chat_template_kwargs is None else chat_template_kwargs
         )
         self.cache = ResponseCache(cache) if isinstance(cache, str | Path) else cache
-
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        torch_dtype: Any = None
-        if dtype == "auto":
-            torch_dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        else:
-            torch_dtype = getattr(torch, dtype, None)
-            if not isinstance(torch_dtype, torch.dtype):
-                raise EmoscopeError(f"unknown dtype {dtype!r}; expected e.g. float32, bfloat16")
-        load_kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
-        if load_in_4bit:
-            load_kwargs["quantization_config"] = self._bnb_config(torch_dtype)
-            load_kwargs["device_map"] = {"": self.device.index or 0}
-
-        tok_source = adapter if adapter and _has_tokenizer(adapter) else base
-        self.tokenizer: Any
-        self.lm: Any
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                tok_source, trust_remote_code=trust_remote_code
-            )
-            self.lm = AutoModelForCausalLM.from_pretrained(base, **load_kwargs)
-        except (OSError, ValueError) as e:
-            raise EmoscopeError(f"cannot load the causal LM {base!r}: {e}") from e
-        if adapter is not None:
-            self.lm = _apply_adapter(self.lm, adapter)
-        if not load_in_4bit:
-            self.lm.to(self.device)
-        self.lm.eval()
-
+        self.device = loaded.device
+        self.tokenizer: Any = loaded.tokenizer
+        self.lm: Any = loaded.model
         self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
         self._stop_ids = _stop_token_ids(self.tokenizer, self.lm)
 
     @staticmethod
     def _bnb_config(compute_dtype: Any) -> Any:
-        import torch
-
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise EmoscopeError(
-                "load_in_4bit needs the bitsandbytes package (pip install bitsandbytes)"
-            ) from None
-        if not torch.cuda.is_available():
-            raise EmoscopeError("load_in_4bit needs a CUDA GPU; none is available")
-        from transformers import BitsAndBytesConfig
-
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=compute_dtype,
-        )
+        return _bnb_config(compute_dtype)
 
     def base_view(self) -> ChatBackend:
         """A backend sharing this model with the adapter switched off (itself without adapter).
@@ -206,6 +127,30 @@ class HFBackend:
         if self.adapter is None:
             return self
         return _BaseView(self)
+
+    def score(
+        self, conversations: Sequence[Sequence[Message]], choices: Sequence[str]
+    ) -> list[Any]:
+        """Log-likelihood of each choice as the answer to each conversation.
+
+        Returns one float64 array per conversation (sum of the choice's token log-probs; see
+        :func:`emoscope.llm.scoring.score_choices`). The adapter, if any, is active.
+        """
+        from emoscope.llm.scoring import choice_token_ids, score_choices
+
+        convs = check_request(conversations, max_new_tokens=1, temperature=0.0)
+        plain = not getattr(self.tokenizer, "chat_template", None)
+        choice_ids = choice_token_ids(self.tokenizer, choices, plain=plain)
+        return [
+            score_choices(
+                self.lm,
+                encode_prompt(self.tokenizer, self.render(c)),
+                choice_ids,
+                bf16=self.bf16_autocast,
+                batch_size=max(len(choice_ids), 1),
+            )
+            for c in convs
+        ]
 
     def render(self, conv: Sequence[Message]) -> str:
         """The exact prompt text the model sees for one conversation."""
@@ -241,6 +186,10 @@ class HFBackend:
             "temperature": temperature,
             "chat_template_kwargs": self.chat_template_kwargs,
         }
+        if self.repetition_penalty != 1.0:  # old cache keys stay valid for the default
+            params["repetition_penalty"] = self.repetition_penalty
+        if self.bf16_autocast:
+            params["bf16_autocast"] = True
 
         def run(todo: list[list[dict[str, str]]]) -> list[Generation]:
             if without_adapter:
@@ -255,40 +204,51 @@ class HFBackend:
     ) -> list[Generation]:
         import torch
 
-        texts = [self.render(c) for c in convs]
-        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        encoded = [encode_prompt(self.tokenizer, self.render(c)) for c in convs]
         # Similar lengths batched together waste less compute on padding.
-        order = sorted(range(len(texts)), key=lambda i: lengths[i])
-        out: list[Generation | None] = [None] * len(texts)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out: list[Generation | None] = [None] * len(encoded)
         sampling = temperature > 0
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens,
             "do_sample": sampling,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
+        if self.repetition_penalty != 1.0:
+            gen_kwargs["repetition_penalty"] = self.repetition_penalty
         if sampling:
             gen_kwargs["temperature"] = temperature
         else:  # override sampling defaults shipped in the model's generation_config
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(self.device)
-            with torch.no_grad():
-                seq = self.lm.generate(**enc, **gen_kwargs)
-            new = seq[:, enc["input_ids"].shape[1] :].tolist()
-            prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
-            for row, i, n_prompt in zip(new, idx, prompt_lens, strict=True):
+            ids, mask = _left_pad([encoded[i] for i in idx], int(self.tokenizer.pad_token_id))
+            with torch.no_grad(), autocast(self.bf16_autocast, self.device):
+                seq = self.lm.generate(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **gen_kwargs
+                )
+            new = seq[:, ids.shape[1] :].tolist()
+            for row, i in zip(new, idx, strict=True):
                 end = next((j for j, t in enumerate(row) if t in self._stop_ids), None)
                 kept = row if end is None else row[:end]
                 text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
                 n_completion = len(row) if end is None else end + 1
-                out[i] = Generation(text, int(n_prompt), n_completion)
+                out[i] = Generation(text, len(encoded[i]), n_completion)
         return [g for g in out if g is not None]
+
+
+def _left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """``(input_ids, attention_mask)`` tensors of token rows padded on the left."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        if r:
+            ids[k, width - len(r) :] = torch.tensor(list(r), dtype=torch.long)
+            mask[k, width - len(r) :] = 1
+    return ids, mask
 
 
 class _BaseView:
@@ -311,22 +271,6 @@ class _BaseView:
         return self._owner._generate(
             conversations, max_new_tokens, temperature, self.model, without_adapter=True
         )
-
-
-def _has_tokenizer(folder: str) -> bool:
-    p = Path(folder)
-    return (p / "tokenizer_config.json").is_file() or (p / "tokenizer.json").is_file()
-
-
-def _apply_adapter(lm: Any, adapter: str) -> Any:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        raise EmoscopeError("loading a LoRA adapter needs the peft package") from None
-    try:
-        return PeftModel.from_pretrained(lm, adapter)
-    except (OSError, ValueError) as e:
-        raise EmoscopeError(f"cannot load the adapter {adapter!r}: {e}") from e
 
 
 def _stop_token_ids(tokenizer: Any, lm: Any) -> set[int]:

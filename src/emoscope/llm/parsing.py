@@ -4,8 +4,12 @@ Label matching tries, in order: the answer equal to a label (``exact``, then ``c
 case-insensitive match), a label appearing as a whole word (``contains``; earliest first), a
 synonym from ``data/prompts/synonyms.json`` or a label of another taxonomy mapped with
 :func:`emoscope.labels.map_label` (``synonym``), and a near-miss spelling found with
-:mod:`difflib` (``fuzzy``). Anything else is ``unknown``: the caller counts it as a parse
-failure, nothing raises.
+:mod:`difflib` (``fuzzy``). Synonyms inside a phrase and near-miss spellings are only accepted
+in a short answer (at most :data:`SHORT_ANSWER_WORDS` words) or on a marked answer line
+(``Answer: ...``, ``<answer>...</answer>``): in longer prose they matched words that name no
+label ("Ross" -> "gross" -> disgust, "sorry" -> "worry" -> fear). Quoted text (the utterance the
+model repeats) and the speaker names given by the caller are never read as labels. Anything
+else is ``unknown``: the caller counts it as a parse failure, nothing raises.
 
 Verbalised confidence follows EmoCaliber (Wu et al., 2025, "EmoCaliber: Advancing Reliable
 Visual Emotion Comprehension via Confidence Verbalization and Calibration"): the model ends its
@@ -25,6 +29,7 @@ from importlib import resources
 from emoscope.labels import TAXONOMIES, Taxonomy, get_taxonomy, map_label
 
 __all__ = [
+    "SHORT_ANSWER_WORDS",
     "ParsedAnswer",
     "extract_rationale",
     "match_labels",
@@ -46,6 +51,8 @@ _ANSWER_LINE = re.compile(
     r"^\s*[*#_\s]*(?:final\s+)?(?:answer|label|emotion(?:\s+label)?|prediction)[*_\s]*[:：-]\s*(.+)$",
     re.IGNORECASE | re.MULTILINE,
 )
+SHORT_ANSWER_WORDS = 4
+_QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”|«[^»\n]*»')
 _STRIP = " \t\r\n\"'`*_.,;:!?()[]{}<>«»“”‘’"
 
 
@@ -185,12 +192,14 @@ def _dedupe(labels: Sequence[str]) -> tuple[str, ...]:
 
 
 def match_labels(
-    text: str, taxonomy: str | Taxonomy, *, multi_label: bool = False
+    text: str, taxonomy: str | Taxonomy, *, multi_label: bool = False, prose: bool | None = None
 ) -> tuple[tuple[str, ...], str]:
     """Labels of ``taxonomy`` named in ``text`` and the method that found them.
 
     Returns ``((), "unknown")`` when nothing matches. With ``multi_label`` every label found by
     the first successful method is returned (in order of appearance); otherwise only the first.
+    ``prose`` (default: more than :data:`SHORT_ANSWER_WORDS` words) allows only exact labels as
+    whole words: no synonyms inside the text and no near-miss spellings.
     """
     tax = get_taxonomy(taxonomy)
     cleaned = text.strip().strip(_STRIP)
@@ -208,6 +217,10 @@ def match_labels(
     found = _find_all(cleaned, labels)
     if found:
         return _dedupe([lab for _, lab in found])[:n], "contains"
+    if prose is None:
+        prose = len(cleaned.split()) > SHORT_ANSWER_WORDS
+    if prose:
+        return (), "unknown"
     found = _find_all(cleaned, syn)
     if found:
         return _dedupe([lab for _, lab in found])[:n], "synonym"
@@ -224,32 +237,51 @@ def match_labels(
     return (), "unknown"
 
 
-def _answer_candidates(text: str) -> list[str]:
-    """Where the label is most likely written, most specific first."""
-    out: list[str] = []
+def _answer_candidates(text: str) -> list[tuple[str, bool]]:
+    """``(text, is_prose)`` where the label is most likely written, most specific first.
+
+    A tagged answer and a marked answer line are never prose; the first line and the whole
+    answer are prose when longer than :data:`SHORT_ANSWER_WORDS` words.
+    """
+    out: list[tuple[str, bool]] = []
     tagged = _tag_content(text, _ANSWER_TAGS)
     if tagged is not None:
-        out.append(tagged)
+        out.append((tagged, False))
     rest = text
     for tag in ("confidence", *_RATIONALE_TAGS, *_ANSWER_TAGS):
         rest = re.sub(_TAG.format(tag), " ", rest, flags=re.DOTALL | re.IGNORECASE)
     rest = rest.strip()
     lines = _ANSWER_LINE.findall(rest)
     if lines:
-        out.append(lines[-1])
+        out.append((lines[-1], False))
     if rest:
         first_line = rest.splitlines()[0]
-        out.extend([first_line, rest])
+        out.extend([(first_line, len(first_line.split()) > SHORT_ANSWER_WORDS), (rest, True)])
     return out
 
 
+def _mask(text: str, names: Sequence[str]) -> str:
+    """``text`` without quoted passages and without the given (speaker) names."""
+    stripped = text.strip()
+    if not _QUOTED.fullmatch(stripped):  # an answer that is only a quoted word stays
+        text = _QUOTED.sub(" ", text)
+    for name in sorted({n for n in names if n and n.strip()}, key=len, reverse=True):
+        text = _words_pattern(name.strip()).sub(" ", text)
+    return text
+
+
 def parse_answer(
-    text: str, taxonomy: str | Taxonomy, *, multi_label: bool | None = None
+    text: str,
+    taxonomy: str | Taxonomy,
+    *,
+    multi_label: bool | None = None,
+    ignore: Sequence[str] = (),
 ) -> ParsedAnswer:
     """Read the label(s), confidence and rationale of one LLM answer. Never raises on content.
 
     ``multi_label`` defaults to the taxonomy's own setting (GoEmotions answers may list several
-    labels, separated by commas).
+    labels, separated by commas). ``ignore`` lists words never read as labels (the dialogue's
+    speaker names); quoted passages are skipped too.
     """
     tax = get_taxonomy(taxonomy)
     multi = tax.multi_label if multi_label is None else multi_label
@@ -257,8 +289,8 @@ def parse_answer(
     body = strip_thinking(raw)
     confidence = parse_confidence(body)
     rationale = extract_rationale(raw)
-    for candidate in _answer_candidates(body):
-        labels, method = match_labels(candidate, tax, multi_label=multi)
+    for candidate, prose in _answer_candidates(body):
+        labels, method = match_labels(_mask(candidate, ignore), tax, multi_label=multi, prose=prose)
         if labels:
             return ParsedAnswer(labels, method, confidence, rationale, raw)
     return ParsedAnswer((), "unknown", confidence, rationale, raw)

@@ -150,6 +150,13 @@ class SFTConfig:
         from emoscope.curriculum import CurriculumConfig
 
         CurriculumConfig(strategy=self.curriculum)  # validates the strategy name
+        full = (self.n_buckets - 1) * self.epochs_per_stage + 1
+        if self.curriculum != "none" and self.n_buckets > 1 and self.epochs < full:
+            raise EmoscopeError(
+                f"epochs={self.epochs} never reaches the full data: the {self.n_buckets}-bucket "
+                f"curriculum adds one bucket every {self.epochs_per_stage} epoch(s), so it needs "
+                f"at least {full} epochs (or curriculum 'none')"
+            )
 
 
 @dataclass
@@ -298,11 +305,11 @@ def encode_example(
     ``max_seq_len`` loses its beginning (the question and labels at its end are kept); the third
     value says whether that happened.
     """
-    from emoscope.llm.hf import render_chat
+    from emoscope.models import encode_prompt, render_chat
 
     kwargs = {"enable_thinking": False} if chat_template_kwargs is None else chat_template_kwargs
     prompt = render_chat(tokenizer, messages, chat_template_kwargs=kwargs)
-    prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    prompt_ids = encode_prompt(tokenizer, prompt)
     answer_ids = list(tokenizer(response, add_special_tokens=False)["input_ids"])
     if tokenizer.eos_token_id is not None:
         answer_ids.append(int(tokenizer.eos_token_id))
@@ -405,7 +412,7 @@ def train_lora(
     """
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
+    from transformers import get_scheduler
 
     from emoscope.curriculum import CurriculumConfig
 
@@ -414,31 +421,15 @@ def train_lora(
         raise EmoscopeError("no training examples")
     _seed(config.seed)
     t0 = time.perf_counter()
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if config.device == "auto"
-        else config.device
-    )
-    dtype: Any = None
-    if config.dtype == "auto":
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    else:
-        dtype = getattr(torch, config.dtype, None)
-        if not isinstance(dtype, torch.dtype):
-            raise EmoscopeError(f"unknown dtype {config.dtype!r}; expected e.g. float32, bfloat16")
-    load_kwargs: dict[str, Any] = {"dtype": dtype}
-    if config.load_in_4bit:
-        from emoscope.llm.hf import HFBackend
+    from emoscope.models import load_causal_lm
 
-        load_kwargs["quantization_config"] = HFBackend._bnb_config(dtype)
-        load_kwargs["device_map"] = {"": device.index or 0}
-    try:
-        tokenizer: Any = AutoTokenizer.from_pretrained(config.base_model)
-        model: Any = AutoModelForCausalLM.from_pretrained(config.base_model, **load_kwargs)
-    except (OSError, ValueError) as e:
-        raise EmoscopeError(f"cannot load the base model {config.base_model!r}: {e}") from e
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    loaded = load_causal_lm(
+        config.base_model,
+        device=config.device,
+        dtype=config.dtype,
+        load_in_4bit=config.load_in_4bit,
+    )
+    tokenizer, model, device = loaded.tokenizer, loaded.model, loaded.device
     pad_id = int(tokenizer.pad_token_id)
     if config.load_in_4bit:
         from peft import prepare_model_for_kbit_training

@@ -29,8 +29,10 @@ __all__ = ["OnnxTextEncoder", "cache_dir"]
 
 
 def cache_dir() -> Path:
-    """Where exported ONNX files are kept."""
-    return Path(os.environ.get("EMOSCOPE_CACHE", Path.home() / ".cache" / "emoscope"))
+    """Where exported ONNX files are kept (:func:`emoscope.models.cache_dir`)."""
+    from emoscope.models import cache_dir as root
+
+    return root()
 
 
 class _TokenSums(nn.Module):

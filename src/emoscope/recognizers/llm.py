@@ -31,9 +31,12 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy
@@ -48,8 +51,12 @@ from emoscope.llm.prompting import (
     load_template,
     template_for,
 )
+from emoscope.models import encode_prompt
 from emoscope.prediction import EmotionPrediction
 from emoscope.recognizers.base import Input, Target, flatten_inputs, register
+
+if TYPE_CHECKING:
+    from emoscope.llm.scoring import LabelCalibration
 
 __all__ = [
     "SFT_CONFIG_FILE",
@@ -65,10 +72,27 @@ _DATASET_TAXONOMIES = ("meld", "emorynlp", "goemotions")
 _DEFAULT_K = 3
 
 
+MODES = ("generate", "score")
+
+
+def _load_calibration(spec: Any) -> Any:
+    from emoscope.llm.scoring import LabelCalibration
+
+    if spec is None or isinstance(spec, LabelCalibration):
+        return spec
+    path = Path(spec)
+    try:
+        return LabelCalibration.from_dict(json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError, KeyError) as e:
+        raise EmoscopeError(f"{path}: not a label calibration file ({e})") from e
+
+
 def default_cache_dir() -> Path:
-    """``$EMOSCOPE_CACHE_DIR`` or ``~/.cache/emoscope``, plus ``llm``."""
-    root = os.environ.get("EMOSCOPE_CACHE_DIR") or Path.home() / ".cache" / "emoscope"
-    return Path(root) / "llm"
+    """``$EMOSCOPE_CACHE`` (default ``~/.cache/emoscope``) plus ``llm``; see
+    :func:`emoscope.models.cache_dir`."""
+    from emoscope.models import cache_dir
+
+    return cache_dir("llm")
 
 
 def _env(name: str) -> str | None:
@@ -208,7 +232,9 @@ class LLMRecognizer:
         cue_window: turns given to the stage-1 descriptions prompt (5).
         confidence: ask for a verbalised ``<confidence>`` (EmoCaliber-style).
         rationale: ask for a one-sentence ``<rationale>``.
-        max_new_tokens: answer length limit (default 16, 96 with rationale or confidence).
+        max_new_tokens: answer length limit (default 48, 96 with rationale or confidence): small
+            models often open with a phrase ("The emotion label that fits Rachel ...") before
+            the label.
         cue_max_new_tokens: stage-1 answer length limit.
         temperature: 0 for greedy decoding.
         cue_backend, cue_model: a different LLM for the stage-1 prompts (the paper used
@@ -219,6 +245,15 @@ class LLMRecognizer:
             ``{"chat_template_kwargs": {"enable_thinking": false}}`` for Qwen3).
         cue_base_url: server of an ``openai`` cue backend when it differs from ``base_url``.
         data_root: where the datasets are, to build a store on the fly.
+        mode: ``generate`` (answer text, parsed) or ``score`` (each label's log-likelihood as
+            the answer, normalised over the taxonomy: a full distribution, no parse failures;
+            ``hf`` backend only).
+        calibration: a :class:`~emoscope.llm.scoring.LabelCalibration` (or its JSON file) for
+            ``score`` mode: contextual-calibration prior fitted on dev, then temperature.
+        repetition_penalty, bf16_autocast: ``hf`` generation options (for answers and the
+            stage-1 prompts).
+
+    ``timing`` accumulates the wall time of the stage-1 prompts and of the final prompts.
     """
 
     def __init__(
@@ -255,7 +290,22 @@ class LLMRecognizer:
         extra_body: dict[str, Any] | None = None,
         cue_base_url: str | None = None,
         data_root: str | None = None,
+        mode: str = "generate",
+        calibration: LabelCalibration | str | Path | None = None,
+        repetition_penalty: float = 1.0,
+        bf16_autocast: bool = False,
     ) -> None:
+        if (
+            mode == "score"
+            and not isinstance(backend, str | None)
+            and not hasattr(backend, "score")
+        ):
+            raise EmoscopeError("score mode needs a backend that scores labels (the hf backend)")
+        if mode not in MODES:
+            raise EmoscopeError(f"unknown mode {mode!r}; expected one of: {', '.join(MODES)}")
+        self.mode = mode
+        self.calibration = _load_calibration(calibration)
+        self.timing = {"stage1_seconds": 0.0, "final_seconds": 0.0}
         backend = backend if backend is not None else (_env("BACKEND") or "hf")
         model = model if model is not None else _env("MODEL")
         if model is None and isinstance(backend, str):
@@ -296,7 +346,7 @@ class LLMRecognizer:
         self.k = retrieve
         self.batch_size = batch_size
         self.temperature = temperature
-        self.max_new_tokens = max_new_tokens or (96 if (confidence or rationale) else 16)
+        self.max_new_tokens = max_new_tokens or (96 if (confidence or rationale) else 48)
         self.data_root = data_root
         store = store or _env("STORE")
         cache_root = cache_dir or _env("CACHE_DIR")
@@ -332,6 +382,8 @@ class LLMRecognizer:
                     load_in_4bit=load_in_4bit,
                     adapter=adapter,
                     batch_size=batch_size,
+                    repetition_penalty=repetition_penalty,
+                    bf16_autocast=bf16_autocast,
                 )
             else:
                 options.update(
@@ -365,7 +417,13 @@ class LLMRecognizer:
                         extra_body=extra_body,
                     )
                 else:
-                    cue_options.update(device=device, dtype=dtype, batch_size=batch_size)
+                    cue_options.update(
+                        device=device,
+                        dtype=dtype,
+                        batch_size=batch_size,
+                        repetition_penalty=repetition_penalty,
+                        bf16_autocast=bf16_autocast,
+                    )
                 cue_llm = load_backend(kind, cue_model or str(model), **cue_options)
             else:
                 cue_llm = cue_backend
@@ -426,7 +484,9 @@ class LLMRecognizer:
         self, targets: Sequence[Target]
     ) -> tuple[list[list[dict[str, str]]], list[Cues], list[list[Demonstration]]]:
         """The final prompt of each target, with the cues and demonstrations it shows."""
+        t0 = time.perf_counter()
         cues = self.cues.generate(targets) if self.cues is not None else [Cues()] * len(targets)
+        self.timing["stage1_seconds"] += time.perf_counter() - t0
         demos = self.demonstrations(targets)
         prompts = [
             self.builder.final_messages(t, c, d)
@@ -440,6 +500,9 @@ class LLMRecognizer:
         if not targets:
             return []
         prompts, cues, demos = self.build_prompts(targets)
+        if self.mode == "score":
+            return self._predict_scored(prompts, cues, demos)
+        t0 = time.perf_counter()
         answers: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
             answers.extend(
@@ -451,9 +514,11 @@ class LLMRecognizer:
             )
         if len(answers) != len(prompts):
             raise EmoscopeError(f"backend returned {len(answers)} answers for {len(prompts)}")
+        self.timing["final_seconds"] += time.perf_counter() - t0
         out = []
-        for gen, c, d in zip(answers, cues, demos, strict=True):
-            parsed = parse_answer(gen.text, self._taxonomy)
+        for t, gen, c, d in zip(targets, answers, cues, demos, strict=True):
+            speakers = [u.speaker for u in (t.dialogue.utterances if t.dialogue else [t.utterance])]
+            parsed = parse_answer(gen.text, self._taxonomy, ignore=[s for s in speakers if s])
             info: dict[str, Any] = {
                 "prompt": self.variant,
                 "model": self.model,
@@ -470,13 +535,65 @@ class LLMRecognizer:
             out.append(prediction_from_answer(parsed, self._taxonomy, cues=info))
         return out
 
+    def _predict_scored(
+        self,
+        prompts: list[list[dict[str, str]]],
+        cues: list[Cues],
+        demos: list[list[Demonstration]],
+    ) -> list[EmotionPrediction]:
+        """Label scoring: a calibrated distribution from each label's log-likelihood."""
+        scorer = getattr(self.backend, "score", None)
+        if scorer is None:
+            raise EmoscopeError("score mode needs a backend that scores labels (the hf backend)")
+        from emoscope.llm.scoring import LabelCalibration
+
+        labels = list(self._taxonomy.labels)
+        t0 = time.perf_counter()
+        scores = np.stack(scorer(prompts, labels))
+        self.timing["final_seconds"] += time.perf_counter() - t0
+        cal = self.calibration or LabelCalibration(tuple(labels))
+        if list(cal.labels) != labels:
+            raise EmoscopeError(f"the calibration is for labels {cal.labels}, not {labels}")
+        probs = cal.probabilities(scores)
+        tok = getattr(self.backend, "tokenizer", None)
+        render = getattr(self.backend, "render", None)
+        out = []
+        for row, p, c, d, conv in zip(scores, probs, cues, demos, prompts, strict=True):
+            n_prompt = len(encode_prompt(tok, render(conv))) if tok is not None and render else 0
+            info: dict[str, Any] = {
+                "prompt": self.variant,
+                "model": self.model,
+                "mode": "score",
+                "parse_method": "score",
+                "label_logprobs": dict(zip(labels, row.tolist(), strict=True)),
+                "parse_failed": False,
+                "prompt_tokens": n_prompt,
+                "completion_tokens": 0,
+                "examples": [x.to_dict() for x in d],
+            }
+            if self.cues is not None:
+                info.update(c.to_dict())
+            dist = {lab: float(v) for lab, v in zip(labels, p.tolist(), strict=True)}
+            order = sorted(dist, key=lambda lab: -dist[lab])
+            out.append(
+                EmotionPrediction(
+                    probs={lab: dist[lab] for lab in order},
+                    taxonomy=self._taxonomy.name,
+                    labels=(order[0],),
+                    vad=self._taxonomy.expected_vad(dist),
+                    confidence=dist[order[0]],
+                    cues=info,
+                )
+            )
+        return out
+
 
 _INT_OPTIONS = frozenset(
     {"retrieve", "batch_size", "window", "future", "cue_window", "max_new_tokens"}
     | {"cue_max_new_tokens", "concurrency"}
 )
-_FLOAT_OPTIONS = frozenset({"temperature", "timeout"})
-_BOOL_OPTIONS = frozenset({"cache", "confidence", "rationale", "load_in_4bit"})
+_FLOAT_OPTIONS = frozenset({"temperature", "timeout", "repetition_penalty"})
+_BOOL_OPTIONS = frozenset({"cache", "confidence", "rationale", "load_in_4bit", "bf16_autocast"})
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 

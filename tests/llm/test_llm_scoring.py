@@ -1,0 +1,53 @@
+"""Label scoring: choice log-likelihoods with a shared KV cache, and their calibration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoscope.errors import EmoscopeError
+from emoscope.llm.hf import HFBackend
+from emoscope.llm.scoring import LabelCalibration, score_choices
+from emoscope.models import encode_prompt
+
+
+def _full_forward_logprob(model: object, prompt: list[int], choice: list[int]) -> float:
+    import torch
+
+    ids = torch.tensor([prompt + choice])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)  # type: ignore[operator]
+    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(choice)))
+
+
+def test_cached_scores_equal_full_forward_passes(tiny_llama: Path) -> None:
+    backend = HFBackend(str(tiny_llama), device="cpu")
+    conv = [{"role": "user", "content": "joy or anger?"}]
+    choices = ["joy", "anger", "neutral", "surprise disgust"]
+    scores = backend.score([conv], choices)[0]
+    prompt = encode_prompt(backend.tokenizer, backend.render(conv))
+    for c, s in zip(choices, scores, strict=True):
+        ids = backend.tokenizer(c, add_special_tokens=False)["input_ids"]
+        assert s == pytest.approx(_full_forward_logprob(backend.lm, prompt, ids), abs=1e-4)
+    # batching choices two at a time gives the same numbers
+    ids = [backend.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+    again = score_choices(backend.lm, prompt, ids, batch_size=2)
+    assert np.allclose(again, scores, atol=1e-4)
+
+
+def test_calibration_removes_a_label_prior() -> None:
+    labels = ("a", "b", "c")
+    rng = np.random.default_rng(0)
+    gold_idx = rng.integers(0, 3, size=300)
+    signal = np.eye(3)[gold_idx] * 2.0
+    scores = signal + np.array([0.0, 5.0, -3.0]) + rng.normal(0, 0.5, (300, 3))
+    assert (scores.argmax(1) == 1).mean() > 0.9  # raw scores: the prior wins
+    cal = LabelCalibration.fit(labels, scores, [labels[i] for i in gold_idx])
+    p = cal.probabilities(scores)
+    assert np.allclose(p.sum(1), 1.0)
+    assert (p.argmax(1) == gold_idx).mean() > 0.9
+    assert LabelCalibration.from_dict(cal.to_dict()) == cal
+    with pytest.raises(EmoscopeError, match="shape"):
+        LabelCalibration.fit(labels, scores[:, :2])
