@@ -1,0 +1,267 @@
+"""ESConv (Liu et al., ACL 2021): emotional-support conversations with supporter strategies.
+
+Files in ``esconv/``:
+
+* ``dev_with_strategy.tsv``, ``test_with_strategy.tsv``: one line per supporter turn. A line is
+  the conversation so far as segments ``weight role turn text`` joined by `` EOS `` (role 0 is
+  the help-seeker, 1 the supporter; ``turn`` is the turn number in the conversation); the last
+  segment is the supporter's reply, its text prefixed by the strategy in brackets
+  (``[Questions] How are you?``). Earlier supporter segments carry their strategy too.
+* ``strategy.json``: the eight strategy names.
+* ``failed_esconv.json``: conversations judged unsuccessful (``emotion_type``,
+  ``problem_type``, ``situation``, ``survey_score``, ``dialog``).
+
+The release spells two strategies differently in the TSVs (``Questions``, ``Other``) and in
+``strategy.json`` (``Question``, ``Others``); both spellings map to :data:`STRATEGIES`.
+The full train split is not part of the shared data; emoscope trains on dev and tests on test.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emoscope.datasets._common import (
+    BadRows,
+    DatasetOptionError,
+    check_utf8,
+    dataset_file,
+    get_info,
+    json_array_items,
+    load_json,
+    read_text,
+)
+from emoscope.dialogue import Dialogue, Utterance
+from emoscope.errors import DataError
+
+__all__ = [
+    "SEEKER",
+    "STRATEGIES",
+    "SUPPORTER",
+    "FailedConversation",
+    "SupportTurn",
+    "load_esconv",
+    "load_esconv_failed",
+    "load_esconv_strategies",
+    "normalize_strategy",
+]
+
+SEEKER = "seeker"
+SUPPORTER = "supporter"
+STRATEGIES = (
+    "Question",
+    "Restatement or Paraphrasing",
+    "Reflection of feelings",
+    "Self-disclosure",
+    "Affirmation and Reassurance",
+    "Providing Suggestions",
+    "Information",
+    "Others",
+)
+_ALIASES = {s.lower(): s for s in STRATEGIES} | {"questions": "Question", "other": "Others"}
+_ROLES = {"0": SEEKER, "1": SUPPORTER}
+_SEGMENT = re.compile(r"^\s*(\d+(?:\.\d+)?) ([01]) (\d+) ?(.*)$", re.S)
+_STRATEGY = re.compile(r"^\[([^\]]+)\]\s*(.*)$", re.S)
+EXPECTED_TSV = (
+    "segments 'weight role turn text' joined by ' EOS ' (role 0 seeker, 1 supporter), the last "
+    "one a supporter reply starting with its [strategy]"
+)
+EXPECTED_FAILED = (
+    "a JSON array of conversations with emotion_type, problem_type, situation and a dialog "
+    "list of {speaker, content}"
+)
+
+
+def normalize_strategy(name: str) -> str:
+    """The canonical strategy name (case-insensitive; brackets and release spellings accepted).
+
+    Raises:
+        DatasetOptionError: not one of the eight ESConv strategies.
+    """
+    key = name.strip().strip("[]").strip().lower()
+    found = _ALIASES.get(key)
+    if found is None:
+        raise DatasetOptionError(
+            f"unknown strategy {name!r}; expected one of: {', '.join(STRATEGIES)}"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class SupportTurn:
+    """One supporter turn of ESConv with the conversation before it.
+
+    Attributes:
+        history: the turns before the reply (speakers ``seeker`` / ``supporter``; supporter
+            utterances carry ``meta["strategy"]``), as far back as the release keeps them.
+        reply: the human supporter's reply (without the strategy prefix).
+        strategy: the reply's strategy, one of :data:`STRATEGIES`.
+        turn: the reply's turn number in its conversation.
+        line: the line in the file.
+    """
+
+    history: Dialogue
+    reply: str
+    strategy: str
+    turn: int
+    line: int = field(default=0, compare=False)
+
+    @property
+    def previous_strategy(self) -> str | None:
+        """The strategy of the last supporter turn in the history, if any."""
+        for u in reversed(self.history.utterances):
+            if u.speaker == SUPPORTER:
+                return u.meta.get("strategy")
+        return None
+
+
+def _segment(raw: str, path: Path, line: int, k: int) -> tuple[str, int, str, str | None]:
+    m = _SEGMENT.match(raw)
+    if m is None:
+        raise DataError(path, line, f"segment {k + 1} is {raw[:40]!r}", EXPECTED_TSV)
+    role, turn, text = _ROLES[m.group(2)], int(m.group(3)), m.group(4).strip()
+    strategy = None
+    if role == SUPPORTER:
+        s = _STRATEGY.match(text)
+        if s is None:
+            raise DataError(
+                path, line, f"supporter segment {k + 1} has no [strategy] prefix", EXPECTED_TSV
+            )
+        try:
+            strategy = normalize_strategy(s.group(1))
+        except DatasetOptionError as e:
+            raise DataError(path, line, str(e), EXPECTED_TSV) from None
+        text = s.group(2).strip()
+    return role, turn, text, strategy
+
+
+def _parse_line(raw: str, path: Path, line: int) -> SupportTurn:
+    segments = [_segment(s, path, line, k) for k, s in enumerate(raw.split(" EOS "))]
+    role, turn, reply, strategy = segments[-1]
+    if role != SUPPORTER or strategy is None:
+        raise DataError(path, line, "the last segment is not a supporter reply", EXPECTED_TSV)
+    if not reply:
+        raise DataError(path, line, "the supporter reply is empty", EXPECTED_TSV)
+    history = [
+        Utterance(
+            text, speaker=r, id=str(t), meta={"strategy": st} if st is not None else {}
+        )
+        for r, t, text, st in segments[:-1]
+        if text
+    ]
+    return SupportTurn(Dialogue(history, id=f"{path.stem}:{line}"), reply, strategy, turn, line)
+
+
+def load_esconv(
+    split: str = "test", root: str | Path | None = None, *, skip_bad: bool = False
+) -> list[SupportTurn]:
+    """Load the supporter turns of an ESConv split (``dev`` or ``test``), in file order.
+
+    Raises:
+        DatasetOptionError: an unknown split (``train`` is not in the shared data).
+        DatasetNotFoundError: the split's file is missing.
+        DataError: a malformed line (unless ``skip_bad``).
+    """
+    files = get_info("esconv").files
+    key = "dev" if split.strip().lower() == "validation" else split.strip().lower()
+    if key not in files:
+        raise DatasetOptionError(
+            f"unknown ESConv split {split!r}; expected one of: {', '.join(files)} "
+            "(the train split is not included in the shared data)"
+        )
+    path = dataset_file("esconv", files[key], root)
+    bad = BadRows(skip_bad)
+    turns: list[SupportTurn] = []
+    for n, raw in enumerate(read_text(path, lenient=skip_bad).splitlines(), start=1):
+        if not raw.strip():
+            continue
+        with bad:
+            check_utf8([raw], path, n)
+            turns.append(_parse_line(raw, path, n))
+    bad.finish()
+    return turns
+
+
+def load_esconv_strategies(root: str | Path | None = None) -> tuple[str, ...]:
+    """The strategies listed in ``strategy.json``, canonical spelling, file order."""
+    path = dataset_file("esconv", "strategy.json", root)
+    expected = "a JSON array of the eight strategy names in brackets"
+    value = load_json(path, expected=expected)
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise DataError(path, 1, "not a list of strings", expected)
+    try:
+        return tuple(normalize_strategy(s) for s in value)
+    except DatasetOptionError as e:
+        raise DataError(path, None, str(e), expected) from None
+
+
+@dataclass(frozen=True)
+class FailedConversation:
+    """One conversation of ``failed_esconv.json``.
+
+    ``dialogue`` holds the turns with speakers ``seeker`` / ``supporter`` (supporter turns keep
+    their strategy in ``meta``); ``survey`` is the release's ``survey_score`` object.
+    """
+
+    emotion_type: str
+    problem_type: str
+    situation: str
+    dialogue: Dialogue
+    survey: dict[str, Any] = field(default_factory=dict, compare=False)
+    line: int = field(default=0, compare=False)
+
+
+def _failed(obj: Any, path: Path, line: int, index: int) -> FailedConversation:
+    if not isinstance(obj, dict):
+        raise DataError(path, line, f"item {index} is not an object", EXPECTED_FAILED)
+    strings = {}
+    for key in ("emotion_type", "problem_type", "situation"):
+        value = obj.get(key)
+        if not isinstance(value, str):
+            raise DataError(path, line, f"item {index}: {key} is {value!r}", EXPECTED_FAILED)
+        strings[key] = value.strip()
+    turns = obj.get("dialog")
+    if not isinstance(turns, list) or not turns:
+        raise DataError(path, line, f"item {index}: dialog is not a non-empty list", EXPECTED_FAILED)
+    utts = []
+    for t in turns:
+        if not isinstance(t, dict) or not isinstance(t.get("content"), str):
+            raise DataError(path, line, f"item {index}: a turn lacks content", EXPECTED_FAILED)
+        seeker = t.get("speaker") in ("seeker", "speaker", "usr")
+        ann = t.get("annotation") if isinstance(t.get("annotation"), dict) else {}
+        meta = {}
+        if not seeker and isinstance(ann.get("strategy"), str):
+            # A few annotations use names outside the eight (e.g. "Approval and Reassurance"):
+            # those are kept as written.
+            raw = ann["strategy"].strip()
+            meta["strategy"] = _ALIASES.get(raw.lower(), raw)
+        utts.append(Utterance(t["content"].strip(), SEEKER if seeker else SUPPORTER, meta=meta))
+    survey = obj.get("survey_score") if isinstance(obj.get("survey_score"), dict) else {}
+    return FailedConversation(
+        strings["emotion_type"],
+        strings["problem_type"],
+        strings["situation"],
+        Dialogue(utts, id=f"failed-{index}"),
+        dict(survey),
+        line,
+    )
+
+
+def load_esconv_failed(
+    root: str | Path | None = None, *, skip_bad: bool = False
+) -> list[FailedConversation]:
+    """The conversations of ``failed_esconv.json`` (speaker ``speaker`` is the seeker)."""
+    path = dataset_file("esconv", "failed_esconv.json", root)
+    text = read_text(path)
+    items = json_array_items(path, text, expected=EXPECTED_FAILED)
+    if items is None:
+        raise DataError(path, 1, "the file is not a JSON array", EXPECTED_FAILED)
+    bad = BadRows(skip_bad)
+    out: list[FailedConversation] = []
+    for i, (line, obj) in enumerate(items):
+        with bad:
+            out.append(_failed(obj, path, line, i))
+    bad.finish()
+    return out
