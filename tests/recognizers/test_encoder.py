@@ -106,6 +106,11 @@ def test_shipped_model_loads_offline(monkeypatch) -> None:
     assert preds[1].label == "joy"
     assert all(p.vad is not None for p in preds)
     assert (default_model_path() / "model.safetensors").stat().st_size < 20 * 2**20
+    again, feats = rec.predict_with_features(
+        ["I can't believe you did this to me!", "Thank you so much, I love it"]
+    )
+    assert feats.shape[0] == 2 and feats.shape[1] > 0
+    assert [p.probs for p in again] == pytest.approx([p.probs for p in preds])
 
 
 def test_load_passes_the_backend_on() -> None:

@@ -19,7 +19,8 @@ The full train split is not part of the shared data; emoscope trains on dev and 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "SUPPORTER",
     "FailedConversation",
     "SupportTurn",
+    "conversations",
     "load_esconv",
     "load_esconv_failed",
     "load_esconv_strategies",
@@ -99,6 +101,9 @@ class SupportTurn:
         reply: the human supporter's reply (without the strategy prefix).
         strategy: the reply's strategy, one of :data:`STRATEGIES`.
         turn: the reply's turn number in its conversation.
+        conversation: the index of its conversation in the file. The release has no ids; a
+            line continues the previous line's conversation when its history holds the
+            previous reply (same turn number and text).
         line: the line in the file.
     """
 
@@ -106,6 +111,7 @@ class SupportTurn:
     reply: str
     strategy: str
     turn: int
+    conversation: int = 0
     line: int = field(default=0, compare=False)
 
     @property
@@ -151,7 +157,16 @@ def _parse_line(raw: str, path: Path, line: int) -> SupportTurn:
         for r, t, text, st in segments[:-1]
         if text
     ]
-    return SupportTurn(Dialogue(history, id=f"{path.stem}:{line}"), reply, strategy, turn, line)
+    return SupportTurn(
+        Dialogue(history, id=f"{path.stem}:{line}"), reply, strategy, turn, line=line
+    )
+
+
+def _continues(turn: SupportTurn, prev: SupportTurn) -> bool:
+    return any(
+        u.id == str(prev.turn) and u.text == prev.reply and u.speaker == SUPPORTER
+        for u in turn.history
+    )
 
 
 def load_esconv(
@@ -179,9 +194,40 @@ def load_esconv(
             continue
         with bad:
             check_utf8([raw], path, n)
-            turns.append(_parse_line(raw, path, n))
+            turn = _parse_line(raw, path, n)
+            if turns:
+                conv = turns[-1].conversation
+                turn = replace(turn, conversation=conv if _continues(turn, turns[-1]) else conv + 1)
+            turns.append(turn)
     bad.finish()
     return turns
+
+
+def conversations(turns: Sequence[SupportTurn]) -> list[tuple[Dialogue, list[int]]]:
+    """Rebuild whole conversations from the windowed turns of :func:`load_esconv`.
+
+    Returns, per conversation, the dialogue of every utterance seen (ordered by turn number,
+    the supporter replies included with their strategies in ``meta``) and, for each of its
+    supporter turns in input order, the position of the reply in that dialogue (so the history
+    of that turn is ``dialogue.utterances[:position]``).
+    """
+    groups: dict[int, list[SupportTurn]] = {}
+    for t in turns:
+        groups.setdefault(t.conversation, []).append(t)
+    out: list[tuple[Dialogue, list[int]]] = []
+    for conv, members in groups.items():
+        by_turn: dict[int, Utterance] = {}
+        for t in members:
+            for u in t.history:
+                by_turn.setdefault(int(u.id or 0), u)
+            by_turn[t.turn] = Utterance(
+                t.reply, SUPPORTER, id=str(t.turn), meta={"strategy": t.strategy}
+            )
+        order = sorted(by_turn)
+        where = {k: i for i, k in enumerate(order)}
+        dialogue = Dialogue([by_turn[k] for k in order], id=f"esconv-{conv}")
+        out.append((dialogue, [where[t.turn] for t in members]))
+    return out
 
 
 def load_esconv_strategies(root: str | Path | None = None) -> tuple[str, ...]:

@@ -506,11 +506,13 @@ class EncoderRecognizer:
         return sums / counts.clamp_min(1.0)
 
     @torch.inference_mode()
-    def _outputs(self, inputs: Sequence[Input]) -> tuple[np.ndarray, np.ndarray, HeadConfig]:
+    def _outputs(
+        self, inputs: Sequence[Input]
+    ) -> tuple[np.ndarray, np.ndarray, HeadConfig, torch.Tensor]:
         targets = flatten_inputs(inputs)
         head, mapping = self._label_head()
         if not targets:
-            return np.zeros((0, len(self.labels))), np.zeros((0, 3)), head
+            return np.zeros((0, len(self.labels))), np.zeros((0, 3)), head, torch.zeros(0, 0)
         feats = self._features(targets)
         probs = head.probabilities(self.model.head_logits(feats, head.name)).numpy()
         if mapping is not None:
@@ -523,7 +525,7 @@ class EncoderRecognizer:
             if vad_head is not None
             else np.full((len(targets), 3), np.nan)
         )
-        return probs.astype(np.float64), vad.astype(np.float64), head
+        return probs.astype(np.float64), vad.astype(np.float64), head, feats
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
         """Array ``(n_utterances, n_labels)`` of label probabilities (columns = :attr:`labels`)."""
@@ -535,7 +537,14 @@ class EncoderRecognizer:
 
     def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
         """One :class:`EmotionPrediction` per text / per dialogue utterance, in input order."""
-        probs, vad, head = self._outputs(inputs)
+        return self.predict_with_features(inputs)[0]
+
+    def predict_with_features(
+        self, inputs: Sequence[Input]
+    ) -> tuple[list[EmotionPrediction], np.ndarray]:
+        """:meth:`predict` plus the contextual features the heads read (``(n, dim)`` array),
+        from one forward pass."""
+        probs, vad, head, feats = self._outputs(inputs)
         multi = head.kind == "multi" and head.taxonomy == self._taxonomy.name
         out = []
         for p, v in zip(probs, vad, strict=True):
@@ -554,7 +563,7 @@ class EncoderRecognizer:
                     multi_label=multi,
                 )
             )
-        return out
+        return out, feats.numpy().astype(np.float64)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
