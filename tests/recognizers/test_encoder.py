@@ -110,7 +110,8 @@ def test_shipped_model_loads_offline(monkeypatch) -> None:
         ["I can't believe you did this to me!", "Thank you so much, I love it"]
     )
     assert feats.shape[0] == 2 and feats.shape[1] > 0
-    assert [p.probs for p in again] == pytest.approx([p.probs for p in preds])
+    for a, b in zip(again, preds, strict=True):
+        assert a.probs == pytest.approx(b.probs)
 
 
 def test_load_passes_the_backend_on() -> None:
