@@ -50,7 +50,9 @@ def cache_split(rec: object, split: str, out: Path, root: str | None) -> Path:
             rows["reply_feat"].append(feats[pos].astype(np.float32))
             order.append(turn_index)
         if c % 20 == 0:
-            print(f"{split}: {c + 1}/{len(convs)} conversations, {time.time() - t0:.0f}s", flush=True)
+            print(
+                f"{split}: {c + 1}/{len(convs)} conversations, {time.time() - t0:.0f}s", flush=True
+            )
     idx = np.argsort(order)
     arrays = {k: np.stack(v)[idx] for k, v in rows.items()}
     has_seeker = np.array([any(u.speaker == "seeker" for u in t.history) for t in turns])

@@ -16,6 +16,7 @@ Bad input (mismatched lengths, no examples, wrong shapes, values out of range) r
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Collection, Sequence
@@ -624,7 +625,7 @@ def is_degenerate(text: str, *, max_repeat: int = 3, min_unique: float = 0.5) ->
     if not [t for t in toks if t.isalnum()]:
         return True
     run = 1
-    for a, b in zip(toks, toks[1:], strict=False):
+    for a, b in itertools.pairwise(toks):
         run = run + 1 if a == b else 1
         if run > max_repeat:
             return True

@@ -28,7 +28,9 @@ def _dialogue() -> Dialogue:
     return Dialogue(
         [
             Utterance("Hi, can we talk?", "seeker"),
-            Utterance("Of course. What is on your mind?", "supporter", meta={"strategy": "Question"}),
+            Utterance(
+                "Of course. What is on your mind?", "supporter", meta={"strategy": "Question"}
+            ),
             Utterance("I lost my job today and I feel terrible.", "seeker"),
         ]
     )
@@ -63,7 +65,9 @@ class _Stub:
                 )
         return out
 
-    def predict_with_features(self, inputs: list[Dialogue]) -> tuple[list[EmotionPrediction], np.ndarray]:
+    def predict_with_features(
+        self, inputs: list[Dialogue]
+    ) -> tuple[list[EmotionPrediction], np.ndarray]:
         preds = self.predict(inputs)
         return preds, np.eye(len(preds), 4)
 

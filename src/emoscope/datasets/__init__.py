@@ -31,6 +31,7 @@ from emoscope.datasets.base import Dataset, Example
 from emoscope.datasets.emobank import load_emobank, load_emobank_ratings
 from emoscope.datasets.emobench import EmoBenchItem, load_emobench
 from emoscope.datasets.emorynlp import load_emorynlp
+from emoscope.datasets.eqbench import EQBenchItem, load_eqbench
 from emoscope.datasets.esconv import (
     FailedConversation,
     SupportTurn,
@@ -38,7 +39,6 @@ from emoscope.datasets.esconv import (
     load_esconv_failed,
     load_esconv_strategies,
 )
-from emoscope.datasets.eqbench import EQBenchItem, load_eqbench
 from emoscope.datasets.generic import (
     read_dialogue_file,
     read_dialogues,
@@ -57,8 +57,8 @@ __all__ = [
     "DatasetOptionError",
     "EQBenchItem",
     "EmoBenchItem",
-    "FailedConversation",
     "Example",
+    "FailedConversation",
     "SupportTurn",
     "data_root",
     "dataset_dir",

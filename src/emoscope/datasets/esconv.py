@@ -151,9 +151,7 @@ def _parse_line(raw: str, path: Path, line: int) -> SupportTurn:
     if not reply:
         raise DataError(path, line, "the supporter reply is empty", EXPECTED_TSV)
     history = [
-        Utterance(
-            text, speaker=r, id=str(t), meta={"strategy": st} if st is not None else {}
-        )
+        Utterance(text, speaker=r, id=str(t), meta={"strategy": st} if st is not None else {})
         for r, t, text, st in segments[:-1]
         if text
     ]
@@ -270,13 +268,15 @@ def _failed(obj: Any, path: Path, line: int, index: int) -> FailedConversation:
         strings[key] = value.strip()
     turns = obj.get("dialog")
     if not isinstance(turns, list) or not turns:
-        raise DataError(path, line, f"item {index}: dialog is not a non-empty list", EXPECTED_FAILED)
+        problem = f"item {index}: dialog is not a non-empty list"
+        raise DataError(path, line, problem, EXPECTED_FAILED)
     utts = []
     for t in turns:
         if not isinstance(t, dict) or not isinstance(t.get("content"), str):
             raise DataError(path, line, f"item {index}: a turn lacks content", EXPECTED_FAILED)
         seeker = t.get("speaker") in ("seeker", "speaker", "usr")
-        ann = t.get("annotation") if isinstance(t.get("annotation"), dict) else {}
+        ann_value = t.get("annotation")
+        ann: dict[str, Any] = ann_value if isinstance(ann_value, dict) else {}
         meta = {}
         if not seeker and isinstance(ann.get("strategy"), str):
             # A few annotations use names outside the eight (e.g. "Approval and Reassurance"):
@@ -284,7 +284,8 @@ def _failed(obj: Any, path: Path, line: int, index: int) -> FailedConversation:
             raw = ann["strategy"].strip()
             meta["strategy"] = _ALIASES.get(raw.lower(), raw)
         utts.append(Utterance(t["content"].strip(), SEEKER if seeker else SUPPORTER, meta=meta))
-    survey = obj.get("survey_score") if isinstance(obj.get("survey_score"), dict) else {}
+    survey_value = obj.get("survey_score")
+    survey: dict[str, Any] = survey_value if isinstance(survey_value, dict) else {}
     return FailedConversation(
         strings["emotion_type"],
         strings["problem_type"],

@@ -65,8 +65,49 @@ ANCHOR = "caring"
 PULL = 0.6
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _STOP = frozenset(
-    "a an the and or but so to of in on at for with i im i'm me my you your it its is am are "
-    "was were be been this that just really very do did not have has had".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "so",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "i",
+        "im",
+        "i'm",
+        "me",
+        "my",
+        "you",
+        "your",
+        "it",
+        "its",
+        "is",
+        "am",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "this",
+        "that",
+        "just",
+        "really",
+        "very",
+        "do",
+        "did",
+        "not",
+        "have",
+        "has",
+        "had",
+    ]
 )
 
 VAD = tuple[float, float, float]

@@ -125,7 +125,12 @@ class StrategyPlanner:
 
     def save(self, path: str | Path) -> Path:
         """Write the planner folder (``config.json`` + ``weights.npz``)."""
-        if self.coef_ is None:
+        if (
+            self.coef_ is None
+            or self.intercept_ is None
+            or self.mean_ is None
+            or self.scale_ is None
+        ):
             raise EmoscopeError("the planner is not fitted; nothing to save")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)

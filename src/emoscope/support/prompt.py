@@ -24,7 +24,11 @@ from emoscope.support.emotion import TargetEmotion
 
 __all__ = ["SupportPrompt", "load_support_template"]
 
-_REQUIRED = {"system": ("plain", "plugin"), "user": ("reply", "strategy"), "strategies": STRATEGIES}
+_REQUIRED = {
+    "system": ("plain", "plugin", "strategy_only"),
+    "user": ("reply", "strategy"),
+    "strategies": STRATEGIES,
+}
 
 
 def load_support_template(path: str | Path | None = None) -> PromptTemplate:
@@ -94,6 +98,13 @@ class SupportPrompt:
             )
         else:
             system = t.text("system", "plain")
+            if strategy is not None:
+                system += "\n" + t.render(
+                    "system",
+                    "strategy_only",
+                    strategy=strategy,
+                    strategy_definition=t.text("strategies", strategy),
+                )
         user = t.render("user", "reply", dialogue=self.dialogue_lines(dialogue, seeker))
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -106,7 +117,10 @@ class SupportPrompt:
             dialogue=self.dialogue_lines(dialogue, seeker),
             strategies=", ".join(STRATEGIES),
         )
-        return [{"role": "system", "content": t.text("system", "plain")}, {"role": "user", "content": user}]
+        return [
+            {"role": "system", "content": t.text("system", "plain")},
+            {"role": "user", "content": user},
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """Where the template came from (for result files)."""
