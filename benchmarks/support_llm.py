@@ -9,8 +9,8 @@ after at least one seeker turn) is answered by the LLM in each configuration:
 
 Each answer is appended to ``<work>/replies.<configs>.jsonl`` (and kept in the response
 cache), so an interrupted run resumes where it stopped. ``--summarise`` scores what is there:
-the share of degenerate replies first, then BLEU-2, ROUGE-L, distinct-1/2 against the human reply, the
-perplexity of the human reply under each prompt, and the emotional appropriateness (distance
+the share of degenerate replies first, then BLEU-2, ROUGE-L, distinct-1/2 against the human
+reply, the perplexity of the human reply under each prompt, and the emotional appropriateness (distance
 between emoscope's VAD of the reply and the target VAD; how often the reply's nearest palette
 label is the target label), into ``benchmarks/results/support_esconv.json`` under ``llm``.
 
