@@ -7,10 +7,10 @@ after at least one seeker turn) is answered by the LLM in each configuration:
   emotion in the prompt (:class:`~emoscope.support.Supporter`);
 * ``no-plugin``: the conversation alone.
 
-Each answer is appended to ``<work>/replies.<configs>.jsonl`` (and kept in the response
-cache), so an interrupted run resumes where it stopped. ``--summarise`` scores what is there:
-the share of degenerate replies first, then BLEU-2, ROUGE-L, distinct-1/2 against the human
-reply, the perplexity of the human reply under each prompt, and the emotional appropriateness (distance
+Each answer is appended to ``<work>/replies.<configs>.jsonl`` (and kept in the response cache),
+so an interrupted run resumes where it stopped. ``--summarise`` scores what is there: the share
+of degenerate replies first, then BLEU-2, ROUGE-L, distinct-1/2 against the human reply, the
+perplexity of the human reply under each prompt, and the emotional appropriateness (distance
 between emoscope's VAD of the reply and the target VAD; how often the reply's nearest palette
 label is the target label), into ``benchmarks/results/support_esconv.json`` under ``llm``.
 
