@@ -118,3 +118,70 @@ def test_respond_bad_input(run: Run, conversation: Path, tmp_path: Path) -> None
         "no turn by the seeker 'Bob'",
     )
     _one_line_error(run("respond", str(tmp_path / "missing.json"), "--model", "x"), "missing.json")
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Any:
+    from emoscope.recognizers.encoder import EncoderRecognizer
+
+    return EncoderRecognizer()
+
+
+def _client(supporter: Any, **limits: int) -> Any:
+    from fastapi.testclient import TestClient
+
+    from emoscope.recognizers.lexicon import LexiconRecognizer
+    from emoscope.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(**limits), recognizer=LexiconRecognizer(), supporter=supporter)
+    return TestClient(app)
+
+
+def test_respond_endpoint_loopback_and_limits(encoder: Any) -> None:
+    pytest.importorskip("fastapi")
+    from emoscope.llm.openai import OpenAIBackend
+    from emoscope.support.respond import Supporter
+
+    server = ChatServer(_reply_script)
+    try:
+        sup = Supporter(OpenAIBackend("any", base_url=server.url), encoder)
+        with _client(sup, max_utterances=3, max_text_chars=200) as c:
+            body = {"utterances": CONVERSATION["utterances"], "strategy": "Question"}
+            r = c.post("/v1/respond", json=body)
+            assert r.status_code == 200, r.text
+            out = r.json()
+            assert out["reply"].startswith("That sounds so painful")
+            assert out["strategy"] == "Question" and out["prompt"] == server.requests[0]["messages"]
+            assert out["emotions"]["seeker_emotion"]["text"].startswith("My dog died")
+            r = c.post("/v1/respond", json={**body, "strategy": "Hugging"})
+            assert r.status_code == 422 and "unknown strategy 'Hugging'" in r.text
+            only = {"utterances": [{"speaker": "supporter", "text": "Hello"}]}
+            r = c.post("/v1/respond", json=only)
+            assert r.status_code == 422 and "no seeker turn" in r.text
+            many = {"utterances": CONVERSATION["utterances"] * 2}
+            r = c.post("/v1/respond", json=many)
+            assert r.status_code == 422 and "max_utterances" in r.text
+            long = {"utterances": [{"speaker": "seeker", "text": "x" * 201}]}
+            r = c.post("/v1/respond", json=long)
+            assert r.status_code == 422 and "max_text_chars" in r.text
+            r = c.post("/v1/respond", json={"utterances": []})
+            assert r.status_code == 422
+        assert len(server.requests) == 1  # bad requests never reach the LLM
+    finally:
+        server.close()
+    with _client(None) as c:
+        r = c.post("/v1/respond", json={"utterances": CONVERSATION["utterances"]})
+        assert r.status_code == 503 and "--respond-model" in r.text
+
+
+def test_respond_endpoint_with_a_tiny_hf_model(encoder: Any, tiny_llama: Path) -> None:
+    pytest.importorskip("fastapi")
+    from emoscope.llm.hf import HFBackend
+    from emoscope.support.respond import Supporter
+
+    sup = Supporter(HFBackend(str(tiny_llama)), encoder, max_new_tokens=4)
+    with _client(sup) as c:
+        body = {"utterances": CONVERSATION["utterances"], "strategy": "Information"}
+        r = c.post("/v1/respond", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["completion_tokens"] <= 4
