@@ -529,6 +529,12 @@ def test_public_api() -> None:
 
     assert set(m.__all__) == {
         "accuracy",
+        "bleu",
+        "degenerate_share",
+        "distinct_n",
+        "is_degenerate",
+        "rouge_l",
+        "text_tokens",
         "brier_score",
         "ccc",
         "classification_report",
@@ -541,3 +547,37 @@ def test_public_api() -> None:
     }
     for name in m.__all__:
         assert getattr(m, name).__doc__
+
+
+# -- generated text ---------------------------------------------------------------------------
+
+
+def test_bleu_rouge_by_hand() -> None:
+    from emoscope.metrics import bleu, rouge_l
+
+    h, r = ["the cat sat on the mat"], ["the cat is on the mat"]
+    # unigrams 5/6, bigrams 3/5, same length: sqrt(5/6 * 3/5)
+    assert bleu(h, r) == pytest.approx((5 / 6 * 3 / 5) ** 0.5)
+    assert bleu(h, r, n=1) == pytest.approx(5 / 6)
+    assert rouge_l(h, r) == pytest.approx(5 / 6)  # LCS "the cat on the mat"
+    assert bleu(["hello"], ["bye"]) == 0.0 and rouge_l(["hello"], ["bye"]) == 0.0
+    # brevity penalty: a short exact prefix
+    assert bleu(["the cat"], ["the cat sat"]) == pytest.approx(math.exp(1 - 3 / 2))
+    with pytest.raises(ValueError, match="different lengths"):
+        bleu(["a"], ["a", "b"])
+    with pytest.raises(ValueError, match="single string"):
+        rouge_l("abc", "abc")  # type: ignore[arg-type]
+
+
+def test_distinct_and_degenerate() -> None:
+    from emoscope.metrics import degenerate_share, distinct_n, is_degenerate, text_tokens
+
+    assert text_tokens("I'm SO sorry.") == ["i'm", "so", "sorry", "."]
+    assert distinct_n(["a b a b"], 1) == 0.5 and distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
+    assert distinct_n(["a"], 2) == 0.0
+    assert is_degenerate("") and is_degenerate("...") and is_degenerate("no no no no")
+    assert is_degenerate("I am here. I am here. I am here. I am here.")
+    assert not is_degenerate("That sounds really hard, I am sorry.")
+    assert degenerate_share(["ok then", "", "so so so so", "fine"]) == 0.5
+    with pytest.raises(ValueError, match="no texts"):
+        degenerate_share([])

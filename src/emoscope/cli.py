@@ -627,6 +627,7 @@ def train(
 _COMMAND_MODULES: tuple[str, ...] = (
     "emoscope.cli_llm",
     "emoscope.cli_retrieval",
+    "emoscope.cli_support",
     "emoscope.cli_inside",
     "emoscope.serve.cli",
     "emoscope.annotate",

@@ -16,7 +16,9 @@ Bad input (mismatched lengths, no examples, wrong shapes, values out of range) r
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -25,14 +27,20 @@ import numpy.typing as npt
 
 __all__ = [
     "accuracy",
+    "bleu",
     "brier_score",
     "ccc",
     "classification_report",
     "confusion_matrix",
+    "degenerate_share",
+    "distinct_n",
     "expected_calibration_error",
+    "is_degenerate",
     "pearson_r",
     "precision_recall_f1",
     "reliability_bins",
+    "rouge_l",
+    "text_tokens",
     "vad_report",
 ]
 
@@ -516,3 +524,116 @@ def brier_score(probs: npt.ArrayLike, targets: npt.ArrayLike) -> float:
     else:
         raise ValueError(f"targets must have shape (n,) or (n, k), got {t.shape}")
     return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+
+
+# --------------------------------------------------------------------------------------------
+# Generated text: overlap with a reference, diversity, degeneration
+# --------------------------------------------------------------------------------------------
+#
+# Replies are lower-cased and split into words and punctuation marks (:func:`text_tokens`).
+# BLEU-n is corpus BLEU (Papineni et al., 2002) with uniform weights over 1..n-grams, clipped
+# counts and the brevity penalty, on a 0-1 scale; ROUGE-L is the mean over replies of the LCS
+# F-measure (Lin, 2004, beta = 1); distinct-n is the number of distinct n-grams over all
+# replies divided by their total (Li et al., 2016). Degenerate replies (empty, or looping) are
+# counted first and reported as a share; the overlap metrics include them.
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[^\sa-z0-9]")
+
+
+def text_tokens(text: str) -> list[str]:
+    """Lower-cased word and punctuation tokens of ``text``."""
+    return _TOKEN.findall(text.lower())
+
+
+def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def _check_texts(hyps: Sequence[str], refs: Sequence[str] | None = None) -> None:
+    if isinstance(hyps, str) or (refs is not None and isinstance(refs, str)):
+        raise ValueError("expected sequences of texts, got a single string")
+    if refs is not None:
+        _check_pair_lengths(hyps, refs, ("hypotheses", "references"))
+    elif len(hyps) == 0:
+        raise ValueError("no texts; expected at least one")
+
+
+def bleu(hypotheses: Sequence[str], references: Sequence[str], n: int = 2) -> float:
+    """Corpus BLEU-``n`` of one hypothesis per reference, in ``[0, 1]``."""
+    _check_texts(hypotheses, references)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    matches = np.zeros(n)
+    totals = np.zeros(n)
+    hyp_len = ref_len = 0
+    for hyp, ref in zip(hypotheses, references, strict=True):
+        h, r = text_tokens(hyp), text_tokens(ref)
+        hyp_len += len(h)
+        ref_len += len(r)
+        for k in range(1, n + 1):
+            hc: dict[tuple[str, ...], int] = {}
+            for g in _ngrams(h, k):
+                hc[g] = hc.get(g, 0) + 1
+            rc: dict[tuple[str, ...], int] = {}
+            for g in _ngrams(r, k):
+                rc[g] = rc.get(g, 0) + 1
+            matches[k - 1] += sum(min(c, rc.get(g, 0)) for g, c in hc.items())
+            totals[k - 1] += max(len(h) - k + 1, 0)
+    if hyp_len == 0 or np.any(matches == 0):
+        return 0.0
+    log_p = float(np.mean(np.log(matches / totals)))
+    bp = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
+    return bp * math.exp(log_p)
+
+
+def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F-measure (LCS-based), in ``[0, 1]``."""
+    _check_texts(hypotheses, references)
+    scores = []
+    for hyp, ref in zip(hypotheses, references, strict=True):
+        h, r = text_tokens(hyp), text_tokens(ref)
+        lcs = _lcs(h, r)
+        if lcs == 0:
+            scores.append(0.0)
+            continue
+        p, rec = lcs / len(h), lcs / len(r)
+        scores.append(2 * p * rec / (p + rec))
+    return float(np.mean(scores))
+
+
+def distinct_n(texts: Sequence[str], n: int = 1) -> float:
+    """Distinct n-grams over all ``texts`` divided by all their n-grams (0 when there are none)."""
+    _check_texts(texts)
+    grams = [g for t in texts for g in _ngrams(text_tokens(t), n)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def is_degenerate(text: str, *, max_repeat: int = 3, min_unique: float = 0.5) -> bool:
+    """Whether a reply is degenerate: empty, a token repeated more than ``max_repeat`` times in
+    a row, or (for 8+ tokens) fewer than ``min_unique`` of its 3-grams distinct (a loop)."""
+    toks = text_tokens(text)
+    if not [t for t in toks if t.isalnum()]:
+        return True
+    run = 1
+    for a, b in itertools.pairwise(toks):
+        run = run + 1 if a == b else 1
+        if run > max_repeat:
+            return True
+    tri = _ngrams(toks, 3)
+    return len(toks) >= 8 and len(set(tri)) / len(tri) < min_unique
+
+
+def degenerate_share(texts: Sequence[str]) -> float:
+    """The share of ``texts`` that :func:`is_degenerate` flags."""
+    _check_texts(texts)
+    return sum(is_degenerate(t) for t in texts) / len(texts)

@@ -106,6 +106,12 @@ def test_shipped_model_loads_offline(monkeypatch) -> None:
     assert preds[1].label == "joy"
     assert all(p.vad is not None for p in preds)
     assert (default_model_path() / "model.safetensors").stat().st_size < 20 * 2**20
+    again, feats = rec.predict_with_features(
+        ["I can't believe you did this to me!", "Thank you so much, I love it"]
+    )
+    assert feats.shape[0] == 2 and feats.shape[1] > 0
+    for a, b in zip(again, preds, strict=True):
+        assert a.probs == pytest.approx(b.probs)
 
 
 def test_load_passes_the_backend_on() -> None:

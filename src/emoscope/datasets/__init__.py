@@ -2,8 +2,9 @@
 
 Known datasets (see :data:`DATASETS`) live in folders under a data root (see
 :func:`data_root`): ``meld/``, ``emorynlp/``, ``goemotions/``, ``emobank/``, ``emobench/``,
-``eqbench/``. Load labelled splits with :func:`load_dataset`, the benchmarks with
-:func:`load_emobench` and :func:`load_eqbench`, and your own files with :func:`read_texts`,
+``eqbench/``, ``esconv/``. Load labelled splits with :func:`load_dataset`, the benchmarks with
+:func:`load_emobench`, :func:`load_eqbench` and
+:func:`load_esconv`, and your own files with :func:`read_texts`,
 :func:`read_dialogues` and :func:`read_dialogue_file`.
 
 Malformed input raises :class:`~emoscope.errors.DataError` naming the file, the 1-based line
@@ -31,6 +32,13 @@ from emoscope.datasets.emobank import load_emobank, load_emobank_ratings
 from emoscope.datasets.emobench import EmoBenchItem, load_emobench
 from emoscope.datasets.emorynlp import load_emorynlp
 from emoscope.datasets.eqbench import EQBenchItem, load_eqbench
+from emoscope.datasets.esconv import (
+    FailedConversation,
+    SupportTurn,
+    load_esconv,
+    load_esconv_failed,
+    load_esconv_strategies,
+)
 from emoscope.datasets.generic import (
     read_dialogue_file,
     read_dialogues,
@@ -50,6 +58,8 @@ __all__ = [
     "EQBenchItem",
     "EmoBenchItem",
     "Example",
+    "FailedConversation",
+    "SupportTurn",
     "data_root",
     "dataset_dir",
     "dataset_status",
@@ -59,6 +69,9 @@ __all__ = [
     "load_emobench",
     "load_emorynlp",
     "load_eqbench",
+    "load_esconv",
+    "load_esconv_failed",
+    "load_esconv_strategies",
     "load_goemotions",
     "load_meld",
     "read_dialogue_file",

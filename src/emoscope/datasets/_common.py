@@ -169,6 +169,20 @@ DATASETS: dict[str, DatasetInfo] = {
             url="https://github.com/EQ-bench/EQ-Bench",
             has_header=False,
         ),
+        DatasetInfo(
+            name="esconv",
+            title="ESConv",
+            folder="esconv",
+            taxonomy=None,
+            conversational=True,
+            files={"dev": "dev_with_strategy.tsv", "test": "test_with_strategy.tsv"},
+            citation="Liu, S., Zheng, C., Demasi, O., Sabour, S., Li, Y., Yu, Z., Jiang, Y., & "
+            "Huang, M. (2021). Towards Emotional Support Dialog Systems. ACL 2021.",
+            licence="CC-BY-NC-4.0",
+            url="https://github.com/thu-coai/Emotional-Support-Conversation",
+            has_header=False,
+            extra_files=("strategy.json", "failed_esconv.json"),
+        ),
     ]
 }
 
@@ -753,7 +767,11 @@ def load_dataset(
     info = get_info(name)
     loader = _LOADERS.get(info.name)
     if loader is None:
-        hint = {"emobench": "load_emobench()", "eqbench": "load_eqbench()"}.get(info.name)
+        hint = {
+            "emobench": "load_emobench()",
+            "eqbench": "load_eqbench()",
+            "esconv": "load_esconv()",
+        }.get(info.name)
         raise DatasetOptionError(
             f"{info.title} is not a labelled-text dataset"
             + (f"; use emoscope.datasets.{hint}" if hint else "")

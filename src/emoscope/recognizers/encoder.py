@@ -580,11 +580,13 @@ class EncoderRecognizer:
         return sums / counts.clamp_min(1.0)
 
     @torch.inference_mode()
-    def _outputs(self, inputs: Sequence[Input]) -> tuple[np.ndarray, np.ndarray, list[HeadConfig]]:
-        """Label probabilities, VAD and the head used, one row per utterance."""
+    def _outputs(
+        self, inputs: Sequence[Input]
+    ) -> tuple[np.ndarray, np.ndarray, list[HeadConfig], torch.Tensor]:
+        """Label probabilities, VAD, the head used (one row per utterance) and the features."""
         targets = flatten_inputs(inputs)
         if not targets:
-            return np.zeros((0, len(self.labels))), np.zeros((0, 3)), []
+            return np.zeros((0, len(self.labels))), np.zeros((0, 3)), [], torch.zeros(0, 0)
         feats = self._features(targets)
         kinds = [input_kind(t) for t in targets]
         probs = np.zeros((len(targets), len(self.labels)))
@@ -608,7 +610,7 @@ class EncoderRecognizer:
             if vad_head is not None
             else np.full((len(targets), 3), np.nan)
         )
-        return probs.astype(np.float64), vad.astype(np.float64), used
+        return probs.astype(np.float64), vad.astype(np.float64), used, feats
 
     def predict_proba(self, inputs: Sequence[Input]) -> np.ndarray:
         """Array ``(n_utterances, n_labels)`` of label probabilities (columns = :attr:`labels`)."""
@@ -620,7 +622,14 @@ class EncoderRecognizer:
 
     def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
         """One :class:`EmotionPrediction` per text / per dialogue utterance, in input order."""
-        probs, vad, heads = self._outputs(inputs)
+        return self.predict_with_features(inputs)[0]
+
+    def predict_with_features(
+        self, inputs: Sequence[Input]
+    ) -> tuple[list[EmotionPrediction], np.ndarray]:
+        """:meth:`predict` plus the contextual features the heads read (``(n, dim)`` array),
+        from one forward pass."""
+        probs, vad, heads, feats = self._outputs(inputs)
         notes = self._input_warnings(flatten_inputs(inputs))
         out = []
         for p, v, head, (language, warns) in zip(probs, vad, heads, notes, strict=True):
@@ -642,7 +651,7 @@ class EncoderRecognizer:
                     warnings=warns,
                 )
             )
-        return out
+        return out, feats.numpy().astype(np.float64)
 
     def _input_warnings(
         self, targets: Sequence[Target]

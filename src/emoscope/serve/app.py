@@ -78,6 +78,8 @@ __all__ = [
     "HealthResponse",
     "ModelsResponse",
     "PredictionOut",
+    "RespondRequest",
+    "RespondResponse",
     "ServeConfig",
     "create_app",
     "openapi_json",
@@ -292,6 +294,53 @@ class DialogueRequest(BaseModel):
     taxonomy: TaxonomyField = None
 
 
+class SupportUtteranceIn(UtteranceIn):
+    """One turn of a support conversation; a supporter turn may name its strategy."""
+
+    strategy: str | None = Field(default=None, description="ESConv strategy of the turn.")
+
+
+class RespondRequest(BaseModel):
+    """A support conversation whose next supporter turn the LLM writes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "utterances": [
+                        {"speaker": "seeker", "text": "I failed my exam and I feel awful."},
+                    ],
+                    "strategy": "auto",
+                }
+            ]
+        },
+    )
+
+    utterances: list[SupportUtteranceIn] = Field(min_length=1)
+    strategy: str = Field(
+        default="auto", description="auto (the planner's choice) or an ESConv strategy name."
+    )
+    plugin: bool = Field(default=True, description="Put emoscope's reading in the prompt.")
+    seeker: str | None = Field(
+        default=None, description="The seeker's speaker name [default: 'seeker', else last]."
+    )
+
+
+class RespondResponse(BaseModel):
+    """The reply with the strategy, the emotions and the prompt used."""
+
+    reply: str
+    strategy: str | None
+    strategy_source: str = Field(description="given, planner or llm (no strategy in the prompt).")
+    strategy_probs: dict[str, float] | None
+    plugin: bool
+    emotions: dict[str, Any]
+    prompt: list[dict[str, str]]
+    model: str
+    usage: dict[str, int]
+
+
 class UtteranceOut(BaseModel):
     """An utterance of the request with its prediction."""
 
@@ -384,9 +433,12 @@ class _Busy(Exception):
 class _Service:
     """The loaded recogniser, the thread limiter and the in-flight counter."""
 
-    def __init__(self, config: ServeConfig, recognizer: Recognizer | None) -> None:
+    def __init__(
+        self, config: ServeConfig, recognizer: Recognizer | None, supporter: Any = None
+    ) -> None:
         self.config = config
         self.recognizer = recognizer
+        self.supporter = supporter
         self.limiter = anyio.CapacityLimiter(config.concurrency)
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
@@ -788,7 +840,10 @@ def _taxonomy_out(tax: Taxonomy) -> TaxonomyOut:
 
 
 def create_app(
-    config: ServeConfig | None = None, *, recognizer: Recognizer | None = None
+    config: ServeConfig | None = None,
+    *,
+    recognizer: Recognizer | None = None,
+    supporter: Any = None,
 ) -> FastAPI:
     """Build the FastAPI app.
 
@@ -796,12 +851,14 @@ def create_app(
         config: limits and the recogniser to load (default :class:`ServeConfig`).
         recognizer: an already built recogniser to serve instead of loading
             ``config.recognizer``.
+        supporter: a :class:`~emoscope.support.respond.Supporter` (LLM + emoscope) answering
+            ``POST /v1/respond``; without one that endpoint answers 503.
 
     The recogniser is loaded when the app starts (its lifespan), not here, so building the
     app (e.g. to export the OpenAPI schema) is cheap.
     """
     config = config or ServeConfig()
-    service = _Service(config, recognizer)
+    service = _Service(config, recognizer, supporter)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -950,6 +1007,38 @@ def create_app(
                 for i, (u, p) in enumerate(zip(d.utterances, preds, strict=True))
             ],
         )
+
+    @app.post(
+        "/v1/respond",
+        response_model=RespondResponse,
+        responses={**_ERRORS, 503: {"model": ErrorOut, "description": "No LLM, or busy."}},
+        summary="Write the supporter's next turn of an emotional-support conversation",
+        tags=["predict"],
+    )
+    async def respond(req: RespondRequest) -> RespondResponse:
+        """An LLM writes the reply, guided (HEF-style) by emoscope's reading of the seeker."""
+        if service.supporter is None:
+            raise HTTPException(503, "no LLM is configured: start emoscope serve --respond-model")
+        if len(req.utterances) > config.max_utterances:
+            raise _limit_error(
+                ("utterances",),
+                f"{len(req.utterances):,} utterances; the limit is {config.max_utterances:,} "
+                "utterances per dialogue (max_utterances)",
+            )
+        _check_texts([u.text for u in req.utterances], "utterances", config.max_text_chars)
+        d = Dialogue(
+            [
+                Utterance(
+                    u.text, u.speaker, u.id, meta={"strategy": u.strategy} if u.strategy else {}
+                )
+                for u in req.utterances
+            ]
+        )
+        sup = service.supporter
+        out = await service.run(
+            lambda: sup.respond(d, strategy=req.strategy, plugin=req.plugin, seeker=req.seeker)
+        )
+        return RespondResponse(**out.to_dict())
 
     @app.get("/v1/models", response_model=ModelsResponse, tags=["info"])
     async def models() -> ModelsResponse:

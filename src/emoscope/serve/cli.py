@@ -148,6 +148,17 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    respond_model: Annotated[
+        str | None,
+        typer.Option(
+            help="LLM answering POST /v1/respond (see emoscope respond --model).",
+            show_default=False,
+        ),
+    ] = None,
+    respond_backend: Annotated[str, typer.Option(help="Backend of --respond-model.")] = "hf",
+    respond_base_url: Annotated[
+        str | None, typer.Option(help="openai: server of --respond-model.", show_default=False)
+    ] = None,
 ) -> None:
     """Serve the emoscope HTTP API and its web page (http://HOST:PORT/)."""
     from emoscope.recognizers.base import max_text_chars as max_text_chars_in_force
@@ -195,7 +206,14 @@ def serve(
     # without --recognizer this is the default model (or the lexicon, with a note, when the
     # default model is not installed).
     rec = _load_recognizer(recognizer)
-    app = create_app(config, recognizer=rec)
+    supporter = None
+    if respond_model is not None:
+        from emoscope.cli_support import build_backend
+        from emoscope.support.respond import Supporter
+
+        llm = build_backend(respond_backend, respond_model, base_url=respond_base_url)
+        supporter = Supporter(llm)
+    app = create_app(config, recognizer=rec, supporter=supporter)
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
 
 
