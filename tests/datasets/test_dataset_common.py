@@ -80,7 +80,15 @@ def test_bad_names() -> None:
 
 
 def test_registry() -> None:
-    assert set(DATASETS) == {"meld", "emorynlp", "goemotions", "emobank", "emobench", "eqbench", "esconv"}
+    assert set(DATASETS) == {
+        "meld",
+        "emorynlp",
+        "goemotions",
+        "emobank",
+        "emobench",
+        "eqbench",
+        "esconv",
+    }
     assert DATASETS["meld"].conversational and DATASETS["meld"].taxonomy == "meld"
     assert DATASETS["goemotions"].multi_label
     assert DATASETS["emobank"].taxonomy is None
