@@ -1,0 +1,409 @@
+"""Layer-wise emotion probes inside real decoder LMs: SmolLM2-135M-Instruct and Gemma-3-270M.
+
+Issue 12, part 1. For every hidden-state layer (0 = embeddings, 1..L = blocks) of each model and
+of a randomly initialised copy (same config and tokenizer), the last-token state of every text,
+rendered as a user chat turn followed by the generation prompt (the plain ``User: ...
+Assistant:`` layout for Gemma-3-270M, a base model without a chat template), is probed with a
+linear and an MLP probe (:mod:`emoscope.probe`) on GoEmotions (Ekman-mapped, single-label) and
+MELD (utterances without context): held-out accuracy and macro-F1 with percentile bootstrap 95%
+intervals. Then, on GoEmotions:
+
+* persistence: the linear probes of a few layers read the state of the ``k``-th token of a
+  neutral filler text appended after the emotional text, for ``k`` in 0..256
+  (:func:`emoscope.probe.persistence_curve`);
+* malleability: the shift of the probes' read-outs of the same texts under three system
+  prompts (:func:`emoscope.probe.malleability`).
+
+The zero-shot prompting baseline of the instruct model must score labels by log-likelihood
+(a distribution, not parsed text), which is the label-scoring mode of the LLM recogniser
+(issue 11); until that lands each dataset gets a ``zero_shot`` row marked pending
+(:func:`zero_shot_label_scoring`).
+
+Claims of "Decoding Emotion in the Deep" (Zhang & Zhong, 2025, arXiv:2510.04064) are checked
+from the numbers at the end (``claims``).
+
+Resumable: activations are cached per (model, variant, dataset, split) as float16 ``.npy``
+under ``--cache`` and every finished section is kept in the JSON; a rerun with the same
+settings skips what is done. Sized for 2 shared CPU cores (other engineers' jobs ran at the
+same time; the load averages are recorded).
+
+    setsid nohup .venv/bin/python benchmarks/probe_llm.py > /work/runs/probe_llm.log 2>&1 &
+
+Writes ``benchmarks/results/probe_llm.json``, ``docs/probe_llm_layers.png`` and
+``docs/probe_llm_persistence.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import machine_info  # noqa: E402
+
+MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
+DATASETS = {"goemotions": "ekman", "meld": None}
+SYSTEM_PROMPTS = {
+    "cheerful": "You are a cheerful assistant who always sees the bright side of everything.",
+    "gloomy": "You are a gloomy assistant who finds everything sad and hopeless.",
+    "angry": "You are an irritable assistant who is angry about everything.",
+}
+PENDING_ZERO_SHOT = "pending: label scoring (issue 11)"
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _log_step(prefix: str, msg: str) -> None:
+    _log(f"{prefix} {msg}")
+
+
+def zero_shot_label_scoring(model: str, texts: list[str], labels: list[str]) -> dict[str, Any]:
+    """The zero-shot prompting baseline: the instruct model's label distribution per text.
+
+    Needs the label-scoring mode of the LLM recogniser (issue 11: choice log-likelihoods, as
+    lm-evaluation-harness scores multiple choice), which is not on this branch yet; the row
+    says so instead of parsing generated text, which this model does not answer reliably.
+    """
+    return {"status": PENDING_ZERO_SHOT, "model": model, "n": len(texts), "labels": labels}
+
+
+def _chat(tokenizer: Any, texts: list[str]) -> list[str]:
+    from emoscope.models import render_chat
+
+    return [render_chat(tokenizer, [{"role": "user", "content": t}]) for t in texts]
+
+
+def _activations(lm: Any, texts: list[str], folder: Path, args: argparse.Namespace) -> Any:
+    """Cached last-token activations of all layers (extracted once, then memory-mapped)."""
+    from emoscope.activations import Activations, extract_activations
+
+    if (folder / "meta.json").is_file():
+        acts = Activations.load(folder)
+        if acts.n == len(texts) and acts.meta.get("max_length") == args.max_length:
+            return acts
+    templated = bool(getattr(lm.tokenizer, "chat_template", None))
+    t0 = time.perf_counter()
+    acts = extract_activations(
+        lm, _chat(lm.tokenizer, texts), layers="all", pooling="last",
+        batch_size=args.batch_size, max_length=args.max_length, out_dir=folder,
+        add_special_tokens=not templated,
+    )  # fmt: skip
+    _log(f"  {folder}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s")
+    return acts
+
+
+def _probe_dataset(
+    name: str, lms: dict[str, Any], cache: Path, args: argparse.Namespace
+) -> tuple[dict[str, Any], Any, dict[int, Any]]:
+    """Curves of both probe kinds for the model and its control on one dataset."""
+    import numpy as np
+
+    from emoscope.datasets import load_dataset
+    from emoscope.probe import classification_scores, prepare_probe_data, probe_layers
+
+    tr = load_dataset(name, "train", root=args.data_root, taxonomy=DATASETS[name])
+    te = load_dataset(name, "test", root=args.data_root, taxonomy=DATASETS[name])
+    data = prepare_probe_data(tr, te, max_train=args.max_train, max_test=args.max_test, seed=0)
+    counts = np.bincount(data.train_y, minlength=len(data.labels))
+    majority = int(counts.argmax())
+    maj_acc, maj_f1 = classification_scores(data.test_y, np.full_like(data.test_y, majority))
+    entry: dict[str, Any] = {
+        "taxonomy": DATASETS[name],
+        "labels": list(data.labels),
+        "data": data.notes,
+        "majority_baseline": {
+            "label": data.labels[majority], "accuracy": maj_acc, "macro_f1": maj_f1,
+        },
+        "curves": {},
+        "seconds": {},
+    }  # fmt: skip
+    linear_probes: dict[int, Any] = {}
+    for variant, lm in lms.items():
+        t1 = time.perf_counter()
+        acts = {
+            split: _activations(lm, texts, cache / variant / name / split, args)
+            for split, texts in (("train", data.train_texts), ("test", data.test_texts))
+        }
+        entry["seconds"][f"{variant}_extract_or_load"] = time.perf_counter() - t1
+        for kind in ("linear", "mlp"):
+            t2 = time.perf_counter()
+            curve, probes = probe_layers(
+                acts["train"], data.train_y, acts["test"], data.test_y, kind=kind,
+                n_classes=len(data.labels), n_boot=args.n_boot, seed=0,
+                progress=functools.partial(_log_step, f"  {name} {variant} {kind}"),
+            )  # fmt: skip
+            curve.random_init = variant == "control"
+            entry["curves"][f"{kind}/{variant}"] = curve.to_dict()
+            entry["seconds"][f"{variant}_{kind}_probe"] = time.perf_counter() - t2
+            if kind == "linear" and variant == "model":
+                linear_probes = probes
+    entry["zero_shot"] = zero_shot_label_scoring(
+        lms["model"].name, data.test_texts, list(data.labels)
+    )
+    entry["summary"] = {
+        key: max(c["scores"], key=lambda s: s["accuracy"]) for key, c in entry["curves"].items()
+    }
+    return entry, data, linear_probes
+
+
+def _persistence_layers(n_layers: int, best: int) -> list[int]:
+    picks = {1, n_layers // 4, n_layers // 2, (3 * n_layers) // 4, n_layers, best}
+    return sorted(x for x in picks if 0 < x <= n_layers)
+
+
+def _run_model(model: str, cache: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from emoscope.activations import load_model
+    from emoscope.probe import malleability, persistence_curve
+
+    t0 = time.perf_counter()
+    lms = {
+        "model": load_model(model, seed=0),
+        "control": load_model(model, random_init=True, seed=0),
+    }
+    lm = lms["model"]
+    out: dict[str, Any] = {
+        "model": model,
+        "n_layers": lm.n_layers,
+        "hidden_size": lm.hidden_size,
+        "chat_template": bool(getattr(lm.tokenizer, "chat_template", None)),
+        "datasets": {},
+    }
+    go_data = go_probes = None
+    for name in args.datasets:
+        _log(f"{model}: {name}")
+        entry, data, probes = _probe_dataset(name, lms, cache / model, args)
+        out["datasets"][name] = entry
+        if name == "goemotions":
+            go_data, go_probes = data, probes
+    if go_data is not None and go_probes is not None:
+        best = out["datasets"]["goemotions"]["curves"]["linear/model"]["best_layer"]["accuracy"]
+        layers = _persistence_layers(lm.n_layers, int(best))
+        n = min(args.persistence_n, len(go_data.test_texts))
+        _log(f"{model}: persistence on {n} texts, layers {layers}, offsets {args.offsets}")
+        t1 = time.perf_counter()
+        out["persistence"] = persistence_curve(
+            lm, {k: go_probes[k] for k in layers}, go_data.test_texts[:n],
+            go_data.test_y[:n].tolist(), offsets=args.offsets, chat_format=True, batch_size=4,
+        )  # fmt: skip
+        out["persistence"]["seconds"] = time.perf_counter() - t1
+        n = min(args.malleability_n, len(go_data.test_texts))
+        _log(f"{model}: malleability on {n} texts under {len(SYSTEM_PROMPTS)} system prompts")
+        t1 = time.perf_counter()
+        out["malleability"] = malleability(
+            lm, go_probes, go_data.labels, go_data.test_texts[:n], go_data.test_y[:n].tolist(),
+            SYSTEM_PROMPTS, batch_size=args.batch_size, max_length=args.max_length + 64,
+        )  # fmt: skip
+        out["malleability"]["seconds"] = time.perf_counter() - t1
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def claims(models: dict[str, Any]) -> dict[str, Any]:
+    """Whether each claim of "Decoding Emotion in the Deep" holds in the measured numbers."""
+    peak: dict[str, Any] = {}
+    beats: dict[str, Any] = {}
+    persists: dict[str, Any] = {}
+    for model, res in models.items():
+        n = res["n_layers"]
+        for name, entry in res["datasets"].items():
+            best = entry["summary"]["linear/model"]
+            depth = best["layer"] / n
+            last = entry["curves"]["linear/model"]["scores"][-1]
+            peak[f"{model}/{name}"] = {
+                "best_layer": best["layer"],
+                "n_layers": n,
+                "relative_depth": round(depth, 3),
+                "best_accuracy": best["accuracy"],
+                "last_layer_accuracy": last["accuracy"],
+                "holds": 0.25 <= depth <= 0.75 and best["accuracy_ci"][0] > last["accuracy"],
+            }
+            beats[f"{model}/{name}"] = {
+                "probe_accuracy": best["accuracy"],
+                "zero_shot": entry["zero_shot"].get("accuracy", entry["zero_shot"].get("status")),
+                "holds": None,
+            }
+        pers = res.get("persistence")
+        if pers:
+            maj = res["datasets"]["goemotions"]["majority_baseline"]["accuracy"]
+            rows = {}
+            for lay, curve in pers["layers"].items():
+                a0, ak = curve[0]["accuracy"], curve[-1]["accuracy"]
+                kept = (ak - maj) / (a0 - maj) if a0 > maj else float("nan")
+                rows[lay] = {
+                    "accuracy_offset_0": a0,
+                    f"accuracy_offset_{curve[-1]['offset']}": ak,
+                    "share_of_gain_over_majority_kept": kept,
+                }
+            best_layer = str(res["datasets"]["goemotions"]["summary"]["linear/model"]["layer"])
+            kept_best = rows.get(best_layer, {}).get("share_of_gain_over_majority_kept")
+            persists[model] = {
+                "majority_accuracy": maj,
+                "layers": rows,
+                "holds": kept_best is not None and kept_best >= 0.5,
+            }
+    return {
+        "paper": "Decoding Emotion in the Deep (Zhang & Zhong, 2025, arXiv:2510.04064)",
+        "signal_peaks_mid_network": {
+            "rule": "best linear-probe layer (accuracy) within 25-75% of depth and its CI "
+            "lower bound above the last layer's accuracy",
+            "results": peak,
+        },
+        "probes_beat_zero_shot_prompting": {
+            "rule": "best probe accuracy above the zero-shot label-scoring accuracy",
+            "results": beats,
+            "status": PENDING_ZERO_SHOT,
+        },
+        "tone_persists_for_hundreds_of_tokens": {
+            "rule": "at the largest filler offset the best layer keeps at least half of its "
+            "accuracy gain over the majority class",
+            "results": persists,
+        },
+    }
+
+
+def _plots(models: dict[str, Any], layers_png: str, persistence_png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emoscope._io import atomic_open
+    from emoscope.probe import plot_layer_curves
+
+    panels, baselines = [], []
+    for model, res in models.items():
+        for name, entry in res["datasets"].items():
+            curves = [
+                (f"{kind} probe, {'trained' if v == 'model' else 'random-init control'}", c)
+                for key, c in entry["curves"].items()
+                for kind, v in [key.split("/")]
+            ]
+            title = f"{model} · {'GoEmotions→Ekman' if name == 'goemotions' else 'MELD'}"
+            panels.append((title, curves))
+            baselines.append({"majority class": entry["majority_baseline"]})
+    plot_layer_curves(panels, layers_png, baselines=baselines)
+    with_pers = {m: r for m, r in models.items() if r.get("persistence")}
+    if not with_pers:
+        return
+    fig, axes = plt.subplots(1, len(with_pers), figsize=(5.2 * len(with_pers), 3.6), squeeze=False)
+    for ax, (model, res) in zip(axes[0], with_pers.items(), strict=True):
+        for lay, curve in res["persistence"]["layers"].items():
+            xs = [max(r["offset"], 0.5) for r in curve]
+            ax.plot(xs, [r["accuracy"] for r in curve], marker="o", label=f"layer {lay}")
+        maj = res["datasets"]["goemotions"]["majority_baseline"]["accuracy"]
+        ax.axhline(maj, ls=":", color="grey", label="majority class")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("neutral filler tokens after the text (0 plotted at 0.5)")
+        ax.set_ylabel("linear-probe accuracy")
+        ax.set_title(f"{model}: persistence (GoEmotions→Ekman)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_open(Path(persistence_png), "wb", encoding=None) as fh:
+        fig.savefig(fh, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--max-train", type=int, default=4000)
+    ap.add_argument("--max-test", type=int, default=1000)
+    ap.add_argument("--max-length", type=int, default=128, help="tokens, chat template included")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--offsets", default="0,1,2,4,8,16,32,64,128,256")
+    ap.add_argument("--persistence-n", type=int, default=300)
+    ap.add_argument("--malleability-n", type=int, default=500)
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--cache", default="/work/runs/probe_llm_cache")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probe_llm.json"))
+    ap.add_argument("--figure-dir", default=str(ROOT / "docs"))
+    args = ap.parse_args(argv)
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    unknown = [d for d in args.datasets if d not in DATASETS]
+    if unknown:
+        ap.error(f"unknown datasets {unknown}; expected some of {', '.join(DATASETS)}")
+    try:
+        args.offsets = sorted({int(x) for x in args.offsets.split(",")})
+    except ValueError:
+        ap.error(f"--offsets should be comma-separated integers, got {args.offsets!r}")
+
+    import torch
+    import transformers
+
+    from emoscope import __version__
+    from emoscope._io import write_json
+
+    torch.set_num_threads(args.threads)
+    load0 = os.getloadavg()
+    settings = {
+        "max_train": args.max_train,
+        "max_test": args.max_test,
+        "max_length_tokens": args.max_length,
+        "datasets": args.datasets,
+        "n_boot": args.n_boot,
+        "offsets": args.offsets,
+        "persistence_n": args.persistence_n,
+        "malleability_n": args.malleability_n,
+        "system_prompts": SYSTEM_PROMPTS,
+        "input": "each text as a user chat turn plus the generation prompt (render_chat); "
+        "last-token state of every hidden-state layer, float32 model, float16 cache",
+        "linear_probe": "multinomial logistic regression, L2 penalty chosen from 1e-3..1 on "
+        "15% of the training subsample, refitted on all of it (standardised features)",
+        "mlp_probe": "1 hidden layer of 256 ReLU units, dropout 0.1, Adam, early stopping",
+        "control": "same architecture and tokenizer, random weights (from_config, seed 0)",
+        "subsample": "uniform random without replacement (seed 0), single-label examples only",
+        "torch_threads": args.threads,
+    }
+    out_path = Path(args.out)
+    previous = json.loads(out_path.read_text("utf-8")) if out_path.is_file() else {}
+    done = previous.get("models", {}) if previous.get("settings") == settings else {}
+    results: dict[str, Any] = {
+        "settings": settings,
+        "environment": {
+            "emoscope": __version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "models": dict(done),
+    }
+    for model in [m for m in args.models.split(",") if m]:
+        if model in done:
+            _log(f"{model}: already in {out_path}, skipped")
+            continue
+        results["models"][model] = _run_model(model, Path(args.cache), args)
+        results["machine"] = machine_info(
+            load0, "2 CPU cores shared with ~6 other engineers' jobs during this run"
+        )
+        results["claims"] = claims(results["models"])
+        write_json(out_path, results)
+    results["claims"] = claims(results["models"])
+    results["machine"] = machine_info(
+        load0, "2 CPU cores shared with ~6 other engineers' jobs during this run"
+    )
+    write_json(out_path, results)
+    fig = Path(args.figure_dir)
+    _plots(
+        results["models"], str(fig / "probe_llm_layers.png"), str(fig / "probe_llm_persistence.png")
+    )
+    _log(f"wrote {out_path} and the figures in {fig}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
