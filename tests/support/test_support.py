@@ -84,6 +84,11 @@ def test_read_states() -> None:
     assert opener.seeker_index == -1 and opener.emotion.vad == (0.0, 0.0, 0.0)
     with pytest.raises(EmoscopeError, match="out of range"):
         read_states(_Stub(), _dialogue(), [0])
+    # A conversation with supporter turns only (one ESConv test conversation is like that).
+    lone = Dialogue([Utterance("Hello, how can I help?", "supporter")])
+    assert read_states(_Stub(), lone, [0, 1], require_seeker=False)[1].seeker_index == -1
+    with pytest.raises(EmoscopeError, match="no turn by the seeker"):
+        read_states(_Stub(), lone, [1], seeker="seeker")
 
 
 def test_planner_learns_and_round_trips(tmp_path: Path) -> None:

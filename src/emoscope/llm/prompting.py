@@ -128,12 +128,15 @@ class PromptTemplate:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _parse_template(text: str, name: str, source: str) -> PromptTemplate:
+def read_toml_tables(
+    text: str, source: str, required: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """Parse a prompt-template TOML and check it has the ``required`` tables and keys."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise EmoscopeError(f"prompt template {source}: not valid TOML: {e}") from None
-    for table, keys in _REQUIRED.items():
+    for table, keys in required.items():
         got = data.get(table)
         if not isinstance(got, dict):
             raise EmoscopeError(f"prompt template {source}: missing the [{table}] table")
@@ -143,6 +146,11 @@ def _parse_template(text: str, name: str, source: str) -> PromptTemplate:
                 f"prompt template {source}: [{table}] lacks {', '.join(missing)}; expected "
                 f"keys: {', '.join(keys)}"
             )
+    return data
+
+
+def _parse_template(text: str, name: str, source: str) -> PromptTemplate:
+    data = read_toml_tables(text, source, _REQUIRED)
     known = set(_REQUIRED["final"])
     for variant in VARIANTS:
         sections = data["variants"][variant]

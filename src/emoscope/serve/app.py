@@ -505,6 +505,17 @@ def _limit_error(loc: Sequence[str | int], message: str) -> RequestValidationErr
     )
 
 
+def _check_utterances(texts: Sequence[str], config: ServeConfig) -> None:
+    """Reject a dialogue with too many utterances, or with an over-long or empty one."""
+    if len(texts) > config.max_utterances:
+        raise _limit_error(
+            ("utterances",),
+            f"{len(texts):,} utterances; the limit is {config.max_utterances:,} "
+            "utterances per dialogue (max_utterances)",
+        )
+    _check_texts(texts, "utterances", config.max_text_chars)
+
+
 def _check_texts(texts: Sequence[str], field: str, max_chars: int, single: bool = False) -> None:
     """Reject over-long and empty texts; ``single`` means the field holds one text."""
     for i, text in enumerate(texts):
@@ -980,13 +991,7 @@ def create_app(
     )
     async def dialogue(req: DialogueRequest, explain: ExplainQuery = False) -> DialogueResponse:
         """Each utterance is read in the context of the turns before it."""
-        if len(req.utterances) > config.max_utterances:
-            raise _limit_error(
-                ("utterances",),
-                f"{len(req.utterances):,} utterances; the limit is {config.max_utterances:,} "
-                "utterances per dialogue (max_utterances)",
-            )
-        _check_texts([u.text for u in req.utterances], "utterances", config.max_text_chars)
+        _check_utterances([u.text for u in req.utterances], config)
         tax = _request_taxonomy(req.taxonomy or config.taxonomy)
         d = Dialogue([Utterance(u.text, u.speaker, u.id) for u in req.utterances], id=req.id)
         rec = service.for_taxonomy(tax)
@@ -1019,13 +1024,7 @@ def create_app(
         """An LLM writes the reply, guided (HEF-style) by emoscope's reading of the seeker."""
         if service.supporter is None:
             raise HTTPException(503, "no LLM is configured: start emoscope serve --respond-model")
-        if len(req.utterances) > config.max_utterances:
-            raise _limit_error(
-                ("utterances",),
-                f"{len(req.utterances):,} utterances; the limit is {config.max_utterances:,} "
-                "utterances per dialogue (max_utterances)",
-            )
-        _check_texts([u.text for u in req.utterances], "utterances", config.max_text_chars)
+        _check_utterances([u.text for u in req.utterances], config)
         d = Dialogue(
             [
                 Utterance(

@@ -9,7 +9,6 @@ with none of these, for the A/B comparison. The user message holds the conversat
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from emoscope.datasets.esconv import STRATEGIES
 from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
-from emoscope.llm.prompting import PromptTemplate
+from emoscope.llm.prompting import PromptTemplate, read_toml_tables
 from emoscope.prediction import EmotionPrediction
 from emoscope.support.emotion import TargetEmotion
 
@@ -43,16 +42,7 @@ def load_support_template(path: str | Path | None = None) -> PromptTemplate:
         if not p.is_file():
             raise EmoscopeError(f"{p}: no such prompt template file")
         text, source = p.read_text("utf-8"), str(p)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise EmoscopeError(f"prompt template {source}: not valid TOML: {e}") from None
-    for table, keys in _REQUIRED.items():
-        got = data.get(table)
-        missing = [k for k in keys if not isinstance(got, dict) or k not in got]
-        if missing:
-            raise EmoscopeError(f"prompt template {source}: [{table}] lacks {', '.join(missing)}")
-    return PromptTemplate("support", source, data)
+    return PromptTemplate("support", source, read_toml_tables(text, source, _REQUIRED))
 
 
 class SupportPrompt:

@@ -135,7 +135,12 @@ def read_states(
         EmoscopeError: a history without a seeker turn, or an ``end`` out of range.
     """
     ends = [len(dialogue)] if ends is None else list(ends)
-    name = find_seeker(dialogue, seeker)
+    try:
+        name = find_seeker(dialogue, seeker)
+    except EmoscopeError:
+        if require_seeker:
+            raise
+        name = seeker or "seeker"  # no seeker turn anywhere: every history is seeker-less
     if not ends:
         return []
     top = max(ends)
