@@ -39,8 +39,20 @@ LOAD = ROOT / "benchmarks" / "results" / "serve.json"
 
 
 def highest_error_free_clients(load: dict[str, Any], shape: str) -> int:
-    """Most clients of an error-free phase of ``shape`` in a serve_load result."""
-    ok = [p["clients"] for p in load["phases"] if p["shape"] == shape and p["errors"] == 0]
+    """Most clients of an error-free phase of ``shape`` in a serve_load result.
+
+    A result with several server settings (``modes``, e.g. micro-batching off and on) is read
+    at the service's default setting, the one the soak runs.
+    """
+    if "modes" in load:
+        from emoscope.serve import ServeConfig
+
+        default = f"batch_wait_ms={ServeConfig().batch_wait_ms:g}"
+        modes = load["modes"]
+        phases = modes[default]["phases"] if default in modes else []
+    else:
+        phases = load["phases"]
+    ok = [p["clients"] for p in phases if p["shape"] == shape and p["errors"] == 0]
     if not ok:
         raise SystemExit(f"no error-free {shape} phase in the load results")
     return int(max(ok))
@@ -67,6 +79,9 @@ def main() -> None:
     ap.add_argument("--warmup-seconds", type=float, default=60.0, help="not judged for memory")
     ap.add_argument("--max-requests", type=int, default=200_000, help="total requests (bound)")
     ap.add_argument("--concurrency", type=int, default=2, help="server prediction threads")
+    ap.add_argument(
+        "--batch-wait-ms", type=float, default=None, help="micro-batching wait (default: as serve)"
+    )
     ap.add_argument("--start-timeout", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
@@ -78,7 +93,11 @@ def main() -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     load_start = os.getloadavg()
-    server = _start_server(args, port)
+    if args.batch_wait_ms is None:
+        from emoscope.serve import ServeConfig
+
+        args.batch_wait_ms = ServeConfig().batch_wait_ms
+    server = _start_server(args, port, args.batch_wait_ms)
     served = httpx.get(f"{url}/v1/models", timeout=10).json()["recognizer"]["name"]
     print(f"soak: {served!r}, {clients} clients, {args.duration:.0f}s", flush=True)
     windows: list[dict[str, Any]] = []

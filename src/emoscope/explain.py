@@ -63,10 +63,17 @@ def _without(text: str, spans: Sequence[tuple[int, int]]) -> str:
     return " ".join("".join(keep).split())
 
 
+EMPTY_TEXT = "."
+
+
 def remove_words(text: str, indices: Sequence[int]) -> str:
-    """``text`` without the words at ``indices`` (of :func:`split_words`)."""
+    """``text`` without the words at ``indices`` (of :func:`split_words`).
+
+    Removing every word gives :data:`EMPTY_TEXT` (a lone full stop): recognisers refuse empty
+    text, and a full stop carries no emotion.
+    """
     words = split_words(text)
-    return _without(text, [(words[i][1], words[i][2]) for i in indices])
+    return _without(text, [(words[i][1], words[i][2]) for i in indices]) or EMPTY_TEXT
 
 
 def _with_turn(d: Dialogue, turn: int, text: str) -> Dialogue:

@@ -134,7 +134,8 @@ def test_recognizer_prompt_generate_parse_end_to_end(tiny_llama: Path, tmp_path:
         parsed = parse_answer(answer, "meld")
         assert p.cues["parse_failed"] is parsed.parse_failed
         assert p.label == (parsed.label or "neutral")
-        assert p.cues["prompt_tokens"] > 50 and 1 <= p.cues["completion_tokens"] <= 16
+        assert p.cues["prompt_tokens"] > 50
+        assert 1 <= p.cues["completion_tokens"] <= rec.max_new_tokens == 48  # the default cap
         # The random model's stage-1 answers are not JSON: marked as failed, never a crash.
         assert "descriptions" in p.cues["stage1_failed"]
         assert p.cues["stage1_prompt_tokens"] > 0
