@@ -15,6 +15,9 @@ from typing import Any
 
 from emoscope._io import write_json
 
+#: Where long benchmark runs keep their caches and checkpoints (outside the repository).
+WORK = Path(os.environ.get("EMOSCOPE_BENCH_WORK") or Path.home() / ".cache" / "emoscope" / "bench")
+
 
 def machine_info(load_start: Sequence[float], note: str) -> dict[str, Any]:
     """CPU count, thread setting, niceness, Python, platform and the load averages around a run.

@@ -27,7 +27,7 @@ under ``--cache`` and every finished section is kept in the JSON; a rerun with t
 settings skips what is done. Sized for 2 shared CPU cores (other engineers' jobs ran at the
 same time; the load averages are recorded).
 
-    setsid nohup .venv/bin/python benchmarks/probe_llm.py > /work/runs/probe_llm.log 2>&1 &
+    setsid nohup .venv/bin/python benchmarks/probe_llm.py > probe_llm.log 2>&1 &
 
 Writes ``benchmarks/results/probe_llm.json``, ``docs/probe_llm_layers.png`` and
 ``docs/probe_llm_persistence.png``.
@@ -49,7 +49,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import machine_info  # noqa: E402
+from _common import WORK, machine_info  # noqa: E402
 
 MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
 DATASETS = {"goemotions": "ekman", "meld": None}
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--persistence-n", type=int, default=300)
     ap.add_argument("--malleability-n", type=int, default=500)
     ap.add_argument("--data-root", default=None)
-    ap.add_argument("--cache", default="/work/runs/probe_llm_cache")
+    ap.add_argument("--cache", default=str(WORK / "probe_llm"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probe_llm.json"))
     ap.add_argument("--figure-dir", default=str(ROOT / "docs"))
     args = ap.parse_args(argv)

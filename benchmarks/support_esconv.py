@@ -14,7 +14,7 @@ replaces its part):
 
 Needs the feature cache of ``benchmarks/support_features.py``.
 
-    python benchmarks/support_esconv.py planner emotion --cache /work/runs/i17
+    python benchmarks/support_esconv.py planner emotion
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import machine_info
+from _common import WORK, machine_info
 from emoscope._io import write_json
 from emoscope.datasets.esconv import STRATEGIES
 from emoscope.labels import get_taxonomy
@@ -180,7 +180,7 @@ def stage_emotion(cache: Path) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stages", nargs="+", choices=["planner", "emotion"])
-    ap.add_argument("--cache", type=Path, default=Path("/work/runs/i17"))
+    ap.add_argument("--cache", type=Path, default=WORK / "esconv")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     for split in ("dev", "test"):

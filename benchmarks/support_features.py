@@ -6,7 +6,7 @@ supporter turn the planner's feature vector (:func:`emoscope.support.state.read_
 seeker's emotion distribution/VAD and the human reply's. ``support_esconv.py`` reads these.
 Resumable: a split whose file exists is skipped.
 
-    python benchmarks/support_features.py --out /work/runs/i17
+    python benchmarks/support_features.py
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import WORK
 from emoscope.datasets.esconv import SEEKER, conversations, load_esconv
 from emoscope.support.state import read_states
 
@@ -64,7 +65,7 @@ def cache_split(rec: object, split: str, out: Path, root: str | None) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("/work/runs/i17"))
+    ap.add_argument("--out", type=Path, default=WORK / "esconv")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -14,8 +14,7 @@ perplexity of the human reply under each prompt, and the emotional appropriatene
 between emoscope's VAD of the reply and the target VAD; how often the reply's nearest palette
 label is the target label), into ``benchmarks/results/support_esconv.json`` under ``llm``.
 
-    python benchmarks/support_llm.py --model /work/runs/i17/smollm2-135m-instruct \\
-        --work /work/runs/i17/llm --n 500
+    python benchmarks/support_llm.py --model smollm2-135m-instruct --n 500
     python benchmarks/support_llm.py ... --summarise
 """
 
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import machine_info
+from _common import WORK, machine_info
 from emoscope._io import write_json
 from emoscope.datasets.esconv import SEEKER, load_esconv
 from emoscope.dialogue import Dialogue
@@ -197,8 +196,8 @@ def summarise(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="hf model folder (e.g. support_smollm2.py)")
-    ap.add_argument("--work", type=Path, default=Path("/work/runs/i17/llm"))
+    ap.add_argument("--model", required=True, help="short name, folder, GGUF file or Hub id")
+    ap.add_argument("--work", type=Path, default=WORK / "esconv" / "llm")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--max-new-tokens", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
