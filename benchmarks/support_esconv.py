@@ -9,7 +9,8 @@ replaces its part):
   class, with and without the previous strategy known, and the preference bias of its choices.
   The chosen planner is saved to ``src/emoscope/data/support_planner/``.
 * ``emotion``: the target emotion of the reply — the VAD rule vs a transition learned on dev vs
-  mirroring the seeker — against emoscope's reading of the human reply on test.
+  mirroring the seeker — against emoscope's reading of the human reply on test; the learned
+  transition is shipped beside the planner when it beats the rule (``respond`` then uses it).
 * ``llm``: generations (see :mod:`support_llm`).
 
 Needs the feature cache of ``benchmarks/support_features.py``.
@@ -36,6 +37,7 @@ from emoscope.labels import get_taxonomy
 from emoscope.metrics import accuracy, classification_report
 from emoscope.support import EmotionTransition, StrategyPlanner, target_emotion
 from emoscope.support.emotion import nearest_label
+from emoscope.support.respond import TRANSITION_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "support_esconv.json"
@@ -165,6 +167,11 @@ def stage_emotion(cache: Path) -> dict[str, Any]:
         "label_agreement": accuracy(human_labels, [nearest_label(mean_pt)] * len(r)),
     }
     winner = min(("rule", "learned"), key=lambda k: rows[k]["vad_distance"])
+    shipped = PLANNER_DIR / TRANSITION_FILE
+    if winner == "learned":  # `emoscope respond` uses what ships beside the planner
+        transition.save(shipped)
+    else:
+        shipped.unlink(missing_ok=True)
     return {
         "reference": "emoscope's VAD of the human supporter reply (and its nearest palette label)",
         "n_test": int(keep.sum()),

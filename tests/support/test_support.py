@@ -183,3 +183,18 @@ def test_template_errors(tmp_path: Path) -> None:
     bad.write_text("[system")
     with pytest.raises(EmoscopeError, match="not valid TOML"):
         load_support_template(bad)
+
+
+def test_respond_uses_the_shipped_transition_unless_told_otherwise() -> None:
+    from emoscope.support.emotion import EmotionTransition, target_emotion
+    from emoscope.support.respond import TRANSITION_FILE, Supporter, default_planner_path
+
+    shipped = EmotionTransition.load(default_planner_path() / TRANSITION_FILE)
+    sup = Supporter(object(), recognizer=_Stub())  # type: ignore[arg-type]
+    assert sup.transition is not None
+    assert np.allclose(sup.transition.coef_, shipped.coef_)
+    assert Supporter(object(), recognizer=_Stub(), transition=None).transition is None  # type: ignore[arg-type]
+    seeker = read_states(_Stub(), _dialogue())[-1].emotion
+    assert target_emotion(seeker, sup.transition).vad != target_emotion(seeker).vad
+    with pytest.raises(EmoscopeError, match="transition must be"):
+        Supporter(object(), recognizer=_Stub(), transition="learned")  # type: ignore[arg-type]

@@ -26,6 +26,9 @@ from emoscope.support.state import read_states
 
 __all__ = ["SupportReply", "Supporter", "default_planner_path"]
 
+#: The learned target-emotion transition, shipped beside the planner when it beat the VAD rule.
+TRANSITION_FILE = "transition.json"
+
 
 def default_planner_path() -> Path:
     """The planner shipped with emoscope (trained on ESConv dev)."""
@@ -77,7 +80,8 @@ class Supporter:
         recognizer: emoscope's encoder (needs ``predict_with_features``); default: the shipped
             model.
         planner: a :class:`StrategyPlanner`, a folder, or ``None`` for the shipped planner.
-        transition: a learned :class:`EmotionTransition`; ``None`` uses the VAD rule.
+        transition: a learned :class:`EmotionTransition`; ``"shipped"`` (default) the one shipped
+            beside the planner, or the VAD rule when none ships; ``None`` the VAD rule.
         prompt: the prompt builder (default: ``data/prompts/support.toml``).
         max_new_tokens: reply length cap.
         n_cause_words: cause words to report.
@@ -88,7 +92,7 @@ class Supporter:
         backend: ChatBackend,
         recognizer: Any = None,
         planner: StrategyPlanner | str | Path | None = None,
-        transition: EmotionTransition | None = None,
+        transition: EmotionTransition | str | None = "shipped",
         prompt: SupportPrompt | None = None,
         *,
         max_new_tokens: int = 60,
@@ -103,7 +107,12 @@ class Supporter:
         self.backend = backend
         self.recognizer = recognizer
         self._planner = planner
-        self.transition = transition
+        if transition == "shipped":
+            path = default_planner_path() / TRANSITION_FILE
+            transition = EmotionTransition.load(path) if path.is_file() else None
+        if isinstance(transition, str):
+            raise EmoscopeError("transition must be 'shipped', None or an EmotionTransition")
+        self.transition: EmotionTransition | None = transition
         self.prompt = prompt or SupportPrompt()
         self.max_new_tokens = max_new_tokens
         self.n_cause_words = n_cause_words
