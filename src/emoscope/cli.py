@@ -29,7 +29,7 @@ from emoscope._cli_common import (
     note,
 )
 from emoscope.errors import EmoscopeError
-from emoscope.recognizers.base import MAX_TEXT_CHARS_ENV, max_text_chars, unicode_problem
+from emoscope.recognizers.base import check_text, max_text_chars, unicode_problem
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -222,12 +222,8 @@ def _read_texts(texts: list[str] | None) -> list[str]:
     if not out:
         raise EmoscopeError("no input: every text is empty")
     limit = max_text_chars()
-    for i, t in enumerate(out):
-        if len(t) > limit:
-            raise EmoscopeError(
-                f"text {i + 1} has {len(t):,} characters; the limit is {limit:,} characters per "
-                f"text (set {MAX_TEXT_CHARS_ENV} to change it)"
-            )
+    for i, t in enumerate(out, 1):  # before the model loads: predict() checks the same
+        check_text(t, f"text {i}", limit)
     return out
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "Recognizer",
     "Target",
     "available_recognizers",
+    "check_text",
     "flatten_inputs",
     "load_recognizer",
     "max_text_chars",
@@ -46,7 +47,9 @@ def max_text_chars() -> int:
     return value
 
 
-def _check_text(text: str, where: str, limit: int) -> None:
+def check_text(text: str, where: str, limit: int) -> None:
+    """Refuse an empty text, one over ``limit`` characters, or one that is not valid Unicode;
+    ``where`` names it in the error (``"text 3"``)."""
     if not text.strip():
         raise EmoscopeError(f"{where} is empty; expected some text")
     if len(text) > limit:
@@ -142,7 +145,7 @@ def flatten_inputs(inputs: Sequence[Input], *, check: bool = True) -> list[Targe
         if check:
             for t in targets[start:]:
                 where = f"input {n}" if t.dialogue is None else f"input {n}, utterance {t.index}"
-                _check_text(t.text, where, limit)
+                check_text(t.text, where, limit)
     return targets
 
 
