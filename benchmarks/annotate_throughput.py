@@ -144,7 +144,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.recognizer is None:
-        from emoscope.cli import default_recognizer_name
+        from emoscope.recognizers.default import default_recognizer_name
 
         args.recognizer = default_recognizer_name()
     print(f"recogniser: {args.recognizer}", flush=True)

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from emoscope._io import write_json
-from emoscope.cli import default_recognizer_name
 from emoscope.datasets import Dataset, load_dataset
 from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
 from emoscope.evaluate import EvalResult, evaluate
 from emoscope.recognizers import Recognizer, load_recognizer
+from emoscope.recognizers.default import default_recognizer_name
 
 __all__ = ["DATASETS", "default_recognizers", "main", "run"]
 

@@ -63,7 +63,7 @@ def test_peers_writes_results(
 
 
 def test_peers_default_recognizers(peers: ModuleType) -> None:
-    from emoscope.cli import default_recognizer_name
+    from emoscope.recognizers.default import default_recognizer_name
 
     names = peers.default_recognizers()
     assert names[:3] == ["lexicon", "nrclex", "vader"]

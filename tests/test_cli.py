@@ -104,15 +104,26 @@ def test_analyze_reads_stdin(run: Run, args: list[str]) -> None:
 def test_analyze_default_recognizer_falls_back_with_a_note(
     run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "default_recognizer_name", lambda: REC)
+    from emoscope.recognizers import default
+
+    monkeypatch.setattr(default, "default_recognizer_name", lambda: REC)
     code, out, err = run("analyze", "--json", "hello")
     assert code == 0 and json.loads(out)["label"] == "neutral"
     assert err.startswith("note: ") and len(err.strip().splitlines()) == 1
 
 
-def test_default_recognizer_name() -> None:
-    # The shipped model is not trained yet in development trees; the answer must be one of two.
-    assert cli.default_recognizer_name() in {"default", "lexicon"}
+def test_default_recognizer_is_the_shipped_model(run: Run) -> None:
+    # The fine-tuned model ships in the package: with torch and transformers installed, a command
+    # without --recognizer uses it, without the fall-back note.
+    pytest.importorskip("transformers")
+    from emoscope.recognizers.encoder import default_model_path
+
+    assert (default_model_path() / "model.safetensors").is_file()
+    assert cli.default_recognizer_name() == "default"
+    code, out, err = run("analyze", "--json", "I am so happy today")
+    assert code == 0 and err == "", err
+    pred = json.loads(out)
+    assert pred["taxonomy"] == "meld" and pred["vad"] is not None and pred["label"] == "joy"
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,7 @@ def test_one_cache_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 def test_models_command_lists_known_models() -> None:
     import typer
 
-    from emoscope.cli_llm import register
+    from emoscope.cli.llm import register
 
     app = typer.Typer()
     register(app)

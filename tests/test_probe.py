@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from emoscope.activations import Activations, extract_activations, load_model, render_chat
-from emoscope.cli_inside import register
+from emoscope.cli.inside import register
 from emoscope.datasets.base import Dataset, Example
 from emoscope.errors import EmoscopeError
 from emoscope.labels import get_taxonomy

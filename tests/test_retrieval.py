@@ -347,7 +347,7 @@ def test_errors(encoder: SentenceEncoder, tmp_path: Path) -> None:
 
 
 def test_cli_build_query_info(tiny_base_model: Path, mini_data_root: Path, tmp_path: Path) -> None:
-    from emoscope.cli_retrieval import register
+    from emoscope.cli.retrieval import register
 
     app = typer.Typer()
 

@@ -16,7 +16,7 @@ import typer  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from emoscope.activations import Activations, layer_modules  # noqa: E402
-from emoscope.cli_inside import register  # noqa: E402
+from emoscope.cli.inside import register  # noqa: E402
 from emoscope.errors import EmoscopeError  # noqa: E402
 from emoscope.steer import (  # noqa: E402
     EmotionDirections,

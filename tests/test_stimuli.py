@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from emoscope.cli_inside import register
+from emoscope.cli.inside import register
 from emoscope.datasets.emobench import EmoBenchItem
 from emoscope.errors import EmoscopeError
 from emoscope.llm.base import Generation

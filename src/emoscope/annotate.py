@@ -1,4 +1,4 @@
-"""Batch annotation of large files: ``emoscope annotate IN OUT``.
+"""Batch annotation of large files (the library behind ``emoscope annotate IN OUT``).
 
 The input (CSV, TSV, JSON Lines or Parquet) is read as a stream of chunks; every row comes out
 in the output, in input order, with prediction columns added:
@@ -60,11 +60,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from emoscope._cli_common import ProgressOpt, RecognizerOpt, TaxonomyOpt, note
 from emoscope._io import atomic_open, require_file, write_json
 from emoscope.errors import EmoscopeError
 from emoscope.recognizers.base import MAX_TEXT_CHARS_ENV, max_text_chars
@@ -79,7 +76,6 @@ __all__ = [
     "AnnotateOptions",
     "AnnotateResult",
     "annotate",
-    "register",
 ]
 
 FORMATS = {
@@ -1225,7 +1221,7 @@ def annotate(
     if "parquet" in (fmt, out_fmt):
         _pyarrow_parquet()
     if opts.recognizer is None:
-        from emoscope.cli import default_recognizer_name
+        from emoscope.recognizers.default import default_recognizer_name
 
         name = recognizer.name if recognizer else default_recognizer_name()
         opts = dataclasses.replace(opts, recognizer=name)
@@ -1371,115 +1367,3 @@ def annotate(
         workers=n_workers if engine == "local" else (workers or 0),
         recognizer=opts.recognizer or "",
     )
-
-
-# ------------------------------------------------------------------------------------------
-# CLI
-# ------------------------------------------------------------------------------------------
-
-
-def annotate_command(
-    src: Annotated[
-        Path, typer.Argument(metavar="IN", help="Input: .csv, .tsv, .jsonl or .parquet.")
-    ],
-    out: Annotated[
-        Path, typer.Argument(metavar="OUT", help="Output file; its suffix sets the format.")
-    ],
-    text_col: Annotated[str, typer.Option("--text-col", help="Column holding the text.")] = "text",
-    dialogue_col: Annotated[
-        str | None,
-        typer.Option(
-            "--dialogue-col",
-            help="Column holding a dialogue id: consecutive rows with the same id are read as "
-            "one conversation.",
-            show_default=False,
-        ),
-    ] = None,
-    speaker_col: Annotated[
-        str | None, typer.Option("--speaker-col", help="Speaker column.", show_default=False)
-    ] = None,
-    turn_col: Annotated[
-        str | None,
-        typer.Option("--turn-col", help="Column ordering turns (numbers).", show_default=False),
-    ] = None,
-    recognizer: RecognizerOpt = None,
-    taxonomy: TaxonomyOpt = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Rows per chunk.")] = 1000,
-    engine: Annotated[
-        str, typer.Option("--engine", help="'local' (processes) or 'ray'.")
-    ] = "local",
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            "-w",
-            min=1,
-            help="Worker processes (local) or actors (ray). Default: the CPU count.",
-            show_default=False,
-        ),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run (OUT.parts).")
-    ] = False,
-    bad_rows: Annotated[
-        Path | None,
-        typer.Option(
-            "--bad-rows",
-            help="Where to list bad rows [default: OUT.bad-rows.jsonl].",
-            show_default=False,
-        ),
-    ] = None,
-    max_chars: Annotated[
-        int,
-        typer.Option(
-            "--max-chars",
-            min=1,
-            help="Longer texts are bad rows (at most $EMOSCOPE_MAX_TEXT_CHARS, default 2000).",
-        ),
-    ] = 5000,
-    probs: Annotated[
-        str,
-        typer.Option("--probs", help="'json' (one pred_probs column) or 'columns' (prob_<label>)."),
-    ] = "json",
-    progress: ProgressOpt = True,
-) -> None:
-    """Annotate every row of a CSV/JSONL/Parquet file with emotion predictions."""
-    opts = AnnotateOptions(
-        text_col=text_col,
-        dialogue_col=dialogue_col,
-        speaker_col=speaker_col,
-        turn_col=turn_col,
-        recognizer=recognizer,
-        taxonomy=taxonomy,
-        chunk_size=chunk_size,
-        max_chars=max_chars,
-        probs=probs,
-    )
-    if recognizer is None:
-        from emoscope.cli import _resolve_recognizer
-
-        opts = dataclasses.replace(opts, recognizer=_resolve_recognizer(None))
-    try:
-        res = annotate(
-            src, out, opts, engine=engine, workers=workers, resume=resume, bad_rows=bad_rows,
-            progress=progress, log=note,
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        work = out.with_name(out.name + ".parts")
-        if work.is_dir():
-            note(
-                f"interrupted; the finished chunks are kept in {work}: run the same command "
-                "with --resume to continue"
-            )
-        else:
-            note("interrupted")
-        raise SystemExit(130) from None
-    note(
-        f"annotated {res.rows:,} rows ({res.bad:,} bad, listed in {res.bad_rows_file}) in "
-        f"{res.seconds:.1f}s ({res.rows_per_second:,.0f} rows/s); wrote {res.output}"
-    )
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ``annotate`` command to the emoscope CLI."""
-    app.command("annotate")(annotate_command)

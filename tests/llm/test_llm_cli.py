@@ -12,7 +12,7 @@ from llm_helpers import ChatServer
 from typer.testing import CliRunner
 
 from emoscope import cli
-from emoscope.cli_llm import register
+from emoscope.cli.llm import register
 from emoscope.errors import EmoscopeError
 
 

@@ -1,16 +1,21 @@
-"""Pieces shared by :mod:`emoscope.cli` and the feature modules that add commands to it.
+"""Pieces shared by the command modules of :mod:`emoscope.cli`: options, notes, recogniser choice.
 
-Only typer is imported here, so that the feature modules (``cli_llm``, ``annotate`` ...) can
-import this at the top without importing :mod:`emoscope.cli`, which imports them in turn.
+Only typer and the recogniser registry are imported here, so that every command module
+(``core``, ``llm``, ``annotate`` ...) can import this at the top.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from emoscope.recognizers.default import load_default_or, resolve_recognizer_name
+
+if TYPE_CHECKING:
+    from emoscope.recognizers.base import Recognizer
 
 __all__ = [
     "DataRootOpt",
@@ -20,7 +25,9 @@ __all__ = [
     "ReportFolderOpt",
     "TaxonomyOpt",
     "eval_folder",
+    "load_recognizer_or_default",
     "note",
+    "resolve_recognizer",
     "slug",
 ]
 
@@ -28,6 +35,16 @@ __all__ = [
 def note(message: str) -> None:
     """Print ``note: MESSAGE`` on stderr."""
     typer.echo(f"note: {message}", err=True)
+
+
+def resolve_recognizer(name: str | None) -> str:
+    """``name``, or the default recogniser's name with a note when the model is not installed."""
+    return resolve_recognizer_name(name, log=note)
+
+
+def load_recognizer_or_default(name: str | None, **options: str) -> Recognizer:
+    """The recogniser ``name`` (the default one when ``None``, with the note above)."""
+    return load_default_or(name, log=note, **options)
 
 
 def slug(name: str, empty: str = "recognizer") -> str:

@@ -7,7 +7,6 @@ code 2; see :func:`main`.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from emoscope import __version__
-from emoscope._cli_common import (
+from emoscope.cli._common import (
     DataRootOpt,
     LimitOpt,
     ProgressOpt,
@@ -26,10 +25,12 @@ from emoscope._cli_common import (
     ReportFolderOpt,
     TaxonomyOpt,
     eval_folder,
+    load_recognizer_or_default,
     note,
 )
 from emoscope.errors import EmoscopeError
 from emoscope.recognizers.base import check_text, max_text_chars, unicode_problem
+from emoscope.recognizers.default import default_recognizer_name
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -61,36 +62,6 @@ def _stdout() -> Console:
     from rich.console import Console
 
     return Console(soft_wrap=False)
-
-
-def default_recognizer_name() -> str:
-    """``"default"`` when the shipped fine-tuned model can be loaded, else ``"lexicon"``.
-
-    "Can be loaded" means the encoder module imports (torch and transformers are installed) and
-    the model folder it ships with holds ``config.json`` and ``model.safetensors``.
-    """
-    try:
-        encoder = importlib.import_module("emoscope.recognizers.encoder")
-        folder = Path(encoder.default_model_path())
-    except Exception:  # a missing optional dependency must not break the CLI
-        return "lexicon"
-    ready = (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
-    return "default" if ready else "lexicon"
-
-
-def _resolve_recognizer(name: str | None) -> str:
-    """``name``, or the default recogniser's name with a note when the model is not installed."""
-    if name is None:
-        name = default_recognizer_name()
-        if name != "default":
-            note(f"the default model is not installed; using the {name!r} recogniser")
-    return name
-
-
-def _load_recognizer(name: str | None, **options: str) -> Recognizer:
-    from emoscope.recognizers import load_recognizer
-
-    return load_recognizer(_resolve_recognizer(name), **options)
 
 
 def _recognizer_options(args: Sequence[str]) -> dict[str, str]:
@@ -157,9 +128,9 @@ NeutralPriorOpt = Annotated[
 def _load_with_prior(name: str | None, neutral_prior: float | None) -> Recognizer:
     """The recogniser, with ``--neutral-prior`` passed on when given."""
     if neutral_prior is None:
-        return _load_recognizer(name)
+        return load_recognizer_or_default(name)
     try:
-        return _load_recognizer(name, neutral_prior=str(neutral_prior))
+        return load_recognizer_or_default(name, neutral_prior=str(neutral_prior))
     except TypeError:  # the recogniser takes no such option
         raise EmoscopeError("--neutral-prior applies to the default model only") from None
 
@@ -497,7 +468,7 @@ def eval_(
     else:
         assert dataset_file is not None
         data = _dataset_from_file(dataset_file, taxonomy)
-    rec = _load_recognizer(recognizer, **_recognizer_options(ctx.args))
+    rec = load_recognizer_or_default(recognizer, **_recognizer_options(ctx.args))
     folder = out or eval_folder(rec.name, data.name, data.split)
     check_writable(folder, folder=True)
     result = evaluate(rec, data, batch_size=batch_size, progress=progress, limit=limit)
@@ -618,28 +589,6 @@ def train(
     note(f"wrote {out} in {log['seconds']['total']:.0f}s")
 
 
-# Feature modules add their own subcommands: each has ``register(app: typer.Typer) -> None`` and
-# keeps heavy imports inside its command functions so that start-up stays fast.
-_COMMAND_MODULES: tuple[str, ...] = (
-    "emoscope.cli_llm",
-    "emoscope.cli_retrieval",
-    "emoscope.cli_support",
-    "emoscope.cli_inside",
-    "emoscope.serve.cli",
-    "emoscope.annotate",
-)
-
-
-def _register_feature_commands() -> None:
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(app)
-
-
-_register_feature_commands()
-
-
 # ------------------------------------------------------------------------------------------
 # Entry point
 # ------------------------------------------------------------------------------------------
@@ -671,7 +620,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         app(args=None if argv is None else list(argv), prog_name="emoscope")
     except (EmoscopeError, OSError, ValueError) as e:
         _fail(_describe(e))
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emoscope._cli_common import DataRootOpt, note
+from emoscope.cli._common import DataRootOpt, note
 from emoscope.errors import EmoscopeError
 
 __all__ = ["probe_command", "register", "steer_command", "stimuli_command"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from emoscope._cli_common import (
+from emoscope.cli._common import (
     DataRootOpt,
     LimitOpt,
     ProgressOpt,

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from emoscope._cli_common import DataRootOpt
+from emoscope.cli._common import DataRootOpt
 from emoscope.errors import EmoscopeError
 
 __all__ = ["register"]

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from emoscope._cli_common import RecognizerOpt
+from emoscope.cli._common import RecognizerOpt, load_recognizer_or_default
 from emoscope.errors import EmoscopeError
 
 __all__ = ["API_KEYS_ENV", "read_api_keys", "register"]
@@ -171,8 +171,6 @@ def serve(
         return
     import uvicorn
 
-    from emoscope.cli import _load_recognizer
-
     config = ServeConfig(
         recognizer=recognizer,
         taxonomy=taxonomy,
@@ -205,10 +203,10 @@ def serve(
     # Loading here (not in the app's start-up) turns a bad --recognizer into a one-line error;
     # without --recognizer this is the default model (or the lexicon, with a note, when the
     # default model is not installed).
-    rec = _load_recognizer(recognizer)
+    rec = load_recognizer_or_default(recognizer)
     supporter = None
     if respond_model is not None:
-        from emoscope.cli_support import build_backend
+        from emoscope.cli.support import build_backend
         from emoscope.support.respond import Supporter
 
         llm = build_backend(respond_backend, respond_model, base_url=respond_base_url)

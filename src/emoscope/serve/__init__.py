@@ -21,7 +21,7 @@ __all__ = ["STATIC_DIR", "ServeConfig", "create_app", "openapi_json", "write_ope
 
 
 def __getattr__(name: str) -> Any:
-    # The CLI imports emoscope.serve.cli on every start; fastapi is loaded only when used.
+    # fastapi is loaded only when one of these names is used (the CLI starts without it).
     if name in __all__:
         from emoscope.serve import app
 

@@ -103,7 +103,7 @@ class ServeConfig:
 
     Args:
         recognizer: recogniser name or dotted path; ``None`` = the default model if installed,
-            else the lexicon (:func:`emoscope.cli.default_recognizer_name`).
+            else the lexicon (:func:`emoscope.recognizers.default.default_recognizer_name`).
         taxonomy: map every prediction into this taxonomy unless a request asks for another.
         max_batch: most texts in one ``/v1/analyze`` request.
         max_utterances: most utterances in one ``/v1/dialogue`` request.
@@ -458,7 +458,7 @@ class _Service:
 
                 name = self.config.recognizer
                 if name is None:
-                    from emoscope.cli import default_recognizer_name
+                    from emoscope.recognizers.default import default_recognizer_name
 
                     name = default_recognizer_name()
                 rec = load_recognizer(name)
