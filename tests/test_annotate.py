@@ -11,14 +11,27 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from emoscope import cli, load_recognizer
-from emoscope.annotate import PRED_COLUMNS, AnnotateOptions, Job, annotate, make_plan
+from emoscope.annotate import (
+    PRED_COLUMNS,
+    AnnotateOptions,
+    ChunkAnnotator,
+    ChunkResult,
+    ChunkSpec,
+    Engine,
+    Job,
+    annotate,
+    make_engine,
+    make_plan,
+)
 from emoscope.errors import EmoscopeError
 from emoscope.labels import get_taxonomy
+from emoscope.recognizers.base import Recognizer
 
 TESTS = Path(__file__).resolve().parent
 MELD = TESTS.parents[1] / "shared" / "data" / "meld" / "train_sent_emo.csv"
@@ -295,7 +308,8 @@ def test_resume_checks_that_the_input_is_unchanged(tmp_path: Path) -> None:
     annotate(src, out, LEX, workers=1, progress=False)
     # Fake an interrupted run: the manifest of a plan, no chunks.
     from emoscope._io import write_json
-    from emoscope.annotate import MANIFEST_VERSION, _identity
+    from emoscope.annotate import MANIFEST_VERSION
+    from emoscope.annotate.driver import _identity
 
     plan = make_plan(src, "csv", LEX)
     ident = _identity(src, "csv", "jsonl", LEX)
@@ -320,6 +334,39 @@ def test_local_workers_give_the_same_output_as_one_process(tmp_path: Path) -> No
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
 
 
+class _ReversedEngine:
+    """An :class:`~emoscope.annotate.engine.Engine` of our own: this process, last chunk first."""
+
+    name = "reversed"
+    workers = 1
+
+    def worker_threads(self, cpus: int) -> int:
+        return 0
+
+    def run(
+        self, job: Job, pending: list[ChunkSpec], recognizer: Recognizer
+    ) -> Iterator[ChunkResult]:
+        annotator = ChunkAnnotator(job, recognizer)
+        for spec in reversed(pending):
+            yield annotator(spec)
+
+
+def test_any_engine_can_run_the_chunks_and_the_output_keeps_input_order(tmp_path: Path) -> None:
+    src = _write_csv(tmp_path / "in.csv", _texts(40), ["id", "text"])
+    opts = dataclasses_replace(LEX, chunk_size=7)
+    engine: Engine = _ReversedEngine()
+    res = annotate(src, tmp_path / "rev.csv", opts, engine=engine, progress=False)
+    annotate(src, tmp_path / "ref.csv", opts, workers=1, progress=False)
+    assert (res.engine, res.workers, res.chunks, res.rows) == ("reversed", 1, 6, 40)
+    assert (tmp_path / "rev.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
+    assert (make_engine("local", 3).workers, make_engine("ray").workers) == (3, 0)
+    assert (
+        make_engine("local", 4).worker_threads(8) == 2 and make_engine("ray").worker_threads(8) == 1
+    )
+    with pytest.raises(EmoscopeError, match="unknown engine 'gpu'"):
+        make_engine("gpu")
+
+
 def test_workers_load_the_recogniser_once_each(tmp_path: Path) -> None:
     src = _write_csv(tmp_path / "in.csv", _texts(60), ["id", "text"])
     opts = AnnotateOptions(recognizer="scale_helpers:PidRecognizer", chunk_size=5, probs="json")
@@ -333,7 +380,8 @@ def test_ray_actor_class_annotates_chunks(tmp_path: Path) -> None:
     """The callable class given to map_batches, called as Ray Data calls it (no Ray needed)."""
     import pickle
 
-    from emoscope.annotate import RayChunkAnnotator, _identity
+    from emoscope.annotate import RayChunkAnnotator
+    from emoscope.annotate.driver import _identity
 
     src = _write_csv(tmp_path / "in.csv", _texts(50), ["id", "text"])
     opts = dataclasses_replace(LEX, chunk_size=20)
@@ -536,7 +584,7 @@ def test_record_splitting_agrees_with_the_csv_module() -> None:
     also for hand-made files with stray quotes, embedded newlines and blank lines."""
     import random
 
-    from emoscope.annotate import _iter_records
+    from emoscope.annotate.readers import _iter_records
 
     rng = random.Random(7)
     pieces = ["a", "b c", '"', '""', ",", "\n", "\r\n", " ", "é", '"x"', 'say "hi"', "\t"]

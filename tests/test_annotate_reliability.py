@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-import emoscope.annotate as annotate_mod
+import emoscope.annotate.driver as annotate_mod
 from emoscope.annotate import AnnotateOptions, annotate
 
 TESTS = Path(__file__).resolve().parent
@@ -67,7 +67,7 @@ def test_die_with_parent_exits_when_the_parent_is_gone(tmp_path: Path) -> None:
     """The watchdog fallback alone (no prctl): a child whose parent dies exits by itself."""
     script = (
         "import os, subprocess, sys, time\n"
-        "code = ('import os, sys, time; import emoscope.annotate as a; '\n"
+        "code = ('import os, sys, time; import emoscope.annotate.local as a; '\n"
         "        'a.sys.platform = \"other\"; a._die_with_parent(os.getppid()); '\n"
         "        'print(os.getpid(), flush=True); time.sleep(60)')\n"
         "p = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)\n"
