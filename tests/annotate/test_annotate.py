@@ -33,7 +33,7 @@ from emoscope.errors import EmoscopeError
 from emoscope.labels import get_taxonomy
 from emoscope.recognizers.base import Recognizer
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 MELD = TESTS.parents[1] / "shared" / "data" / "meld" / "train_sent_emo.csv"
 WORDS = ["I love this", "so furious right now", "thanks a lot", "wow what a surprise",
          "this is gross", "I am scared", "sad news today", "okay then"]  # fmt: skip

@@ -16,7 +16,7 @@ import pytest
 import emoscope.annotate.driver as annotate_mod
 from emoscope.annotate import AnnotateOptions, annotate
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 LEX = AnnotateOptions(recognizer="lexicon", chunk_size=10)
 WORDS = ["I love this", "so furious right now", "thanks a lot", "wow what a surprise"]
 

@@ -17,7 +17,7 @@ from emoscope.datasets.base import Dataset
 from eval_helpers import conversational
 
 REC = "eval_helpers:KeywordRecognizer"
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 SHARED_DATA = TESTS.parents[1] / "shared" / "data"
 
 Run = Callable[..., tuple[int, str, str]]
