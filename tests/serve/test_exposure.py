@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from emoscope.cli.serve import read_api_keys
 from emoscope.errors import EmoscopeError
-from emoscope.serve import ServeConfig, create_app
+from emoscope.serve import ServeConfig, create_app, read_api_keys
 
 KEY = "s3cret-key-1"
 

@@ -25,6 +25,7 @@ from emoscope.cli._common import (
     note,
 )
 from emoscope.errors import EmoscopeError
+from emoscope.llm.sft import SFTConfig
 
 if TYPE_CHECKING:
     from emoscope.prediction import EmotionPrediction
@@ -332,111 +333,106 @@ def llm_eval(
     note(f"wrote the report to {folder}")
 
 
+# llm-train's options are SFTConfig's fields (two renamed), with its defaults.
+_SFT = SFTConfig()
+_SFT_NAMES = {"model": "base_model", "buckets": "n_buckets"}
+
+
+def _sft_config(params: dict[str, Any]) -> SFTConfig:
+    """The :class:`SFTConfig` of ``llm-train``'s options (all but ``--out``)."""
+    values = {_SFT_NAMES.get(k, k): v for k, v in params.items() if k != "out"}
+    for k in ("data_root", "cache_dir"):
+        if values.get(k) is not None:
+            values[k] = str(values[k])
+    return SFTConfig(**values)
+
+
 def llm_train(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option("--model", "-m", help="Base causal LM (folder or Hub id).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the adapter to.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Training dataset.")] = "meld",
-    split: Annotated[str, typer.Option("--split", "-s", help="Training split.")] = "train",
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Training dataset.")
+    ] = _SFT.dataset,
+    split: Annotated[str, typer.Option("--split", "-s", help="Training split.")] = _SFT.split,
     taxonomy: Annotated[
         str | None,
         typer.Option("--taxonomy", "-t", help="Map the gold labels into this taxonomy."),
-    ] = None,
+    ] = _SFT.taxonomy,
     data_root: DataRootOpt = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="Use only the first N examples (whole dialogues).")
-    ] = None,
-    prompt: PromptOpt = "prc",
+    ] = _SFT.limit,
+    prompt: PromptOpt = _SFT.prompt,
     template: Annotated[
         str | None, typer.Option(help="Prompt template name or TOML file.", show_default=False)
-    ] = None,
-    retrieve: Annotated[int, typer.Option("--retrieve", "-k", min=0, help="Demonstrations.")] = 3,
-    store: StoreOpt = None,
-    window: Annotated[int, typer.Option(min=0, help="Preceding turns shown.")] = 5,
-    future: Annotated[int, typer.Option(min=0, help="Following turns shown.")] = 0,
-    cue_backend: Annotated[str, typer.Option(help="Backend of the stage-1 prompts.")] = "hf",
+    ] = _SFT.template,
+    retrieve: Annotated[
+        int, typer.Option("--retrieve", "-k", min=0, help="Demonstrations.")
+    ] = _SFT.retrieve,
+    store: StoreOpt = _SFT.store,
+    window: Annotated[int, typer.Option(min=0, help="Preceding turns shown.")] = _SFT.window,
+    future: Annotated[int, typer.Option(min=0, help="Following turns shown.")] = _SFT.future,
+    cue_backend: Annotated[
+        str, typer.Option(help="Backend of the stage-1 prompts.")
+    ] = _SFT.cue_backend,
     cue_model: Annotated[
         str | None,
         typer.Option(help="Model of the stage-1 prompts [default: --model].", show_default=False),
-    ] = None,
+    ] = _SFT.cue_model,
     cue_base_url: Annotated[
         str | None, typer.Option(help="Server URL for --cue-backend openai.", show_default=False)
-    ] = None,
+    ] = _SFT.cue_base_url,
     cache_dir: Annotated[
         Path | None,
         typer.Option(help="Cache of stage-1 answers (resumable).", show_default=False),
     ] = None,
-    lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 32,
-    lora_alpha: Annotated[int, typer.Option(min=1, help="LoRA alpha.")] = 128,
-    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.05,
+    lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = _SFT.lora_r,
+    lora_alpha: Annotated[int, typer.Option(min=1, help="LoRA alpha.")] = _SFT.lora_alpha,
+    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = _SFT.lora_dropout,
     target_modules: Annotated[
         str, typer.Option(help="'all-linear' or comma-separated module names.")
-    ] = "all-linear",
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 3e-4,
-    scheduler: Annotated[str, typer.Option(help="Learning-rate schedule.")] = "linear",
-    warmup_ratio: Annotated[float, typer.Option(help="Warm-up share of the steps.")] = 0.03,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs.")] = 4,
-    batch_size: Annotated[int, typer.Option(min=1, help="Items per micro-batch.")] = 1,
-    grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per step.")] = 4,
-    max_grad_norm: Annotated[float, typer.Option(help="Gradient clipping.")] = 0.3,
-    max_seq_len: Annotated[int, typer.Option(min=8, help="Token limit per item.")] = 2048,
-    neftune_alpha: Annotated[float, typer.Option(help="NEFTune noise (0 = off).")] = 5.0,
+    ] = _SFT.target_modules,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = _SFT.lr,
+    scheduler: Annotated[str, typer.Option(help="Learning-rate schedule.")] = _SFT.scheduler,
+    warmup_ratio: Annotated[
+        float, typer.Option(help="Warm-up share of the steps.")
+    ] = _SFT.warmup_ratio,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs.")] = _SFT.epochs,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Items per micro-batch.")
+    ] = _SFT.batch_size,
+    grad_accum: Annotated[
+        int, typer.Option(min=1, help="Micro-batches per step.")
+    ] = _SFT.grad_accum,
+    max_grad_norm: Annotated[float, typer.Option(help="Gradient clipping.")] = _SFT.max_grad_norm,
+    max_seq_len: Annotated[
+        int, typer.Option(min=8, help="Token limit per item.")
+    ] = _SFT.max_seq_len,
+    neftune_alpha: Annotated[
+        float, typer.Option(help="NEFTune noise (0 = off).")
+    ] = _SFT.neftune_alpha,
     curriculum: Annotated[
         str, typer.Option(help="none, emotion-shift or speaker-weighted.")
-    ] = "speaker-weighted",
-    buckets: Annotated[int, typer.Option(min=1, help="Curriculum buckets.")] = 2,
-    epochs_per_stage: Annotated[int, typer.Option(min=1, help="Epochs per bucket stage.")] = 1,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda...")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16...")] = "auto",
+    ] = _SFT.curriculum,
+    buckets: Annotated[int, typer.Option(min=1, help="Curriculum buckets.")] = _SFT.n_buckets,
+    epochs_per_stage: Annotated[
+        int, typer.Option(min=1, help="Epochs per bucket stage.")
+    ] = _SFT.epochs_per_stage,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = _SFT.seed,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda...")] = _SFT.device,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16...")] = _SFT.dtype,
     load_in_4bit: Annotated[
         bool, typer.Option("--load-in-4bit", help="QLoRA: 4-bit NF4 base weights.")
-    ] = False,
+    ] = _SFT.load_in_4bit,
     gradient_checkpointing: Annotated[
         bool, typer.Option("--gradient-checkpointing", help="Trade compute for memory.")
-    ] = False,
+    ] = _SFT.gradient_checkpointing,
 ) -> None:
     """Fine-tune a LoRA adapter of a causal LM on PRC prompts with the curriculum."""
-    from emoscope.llm.sft import SFTConfig, train_sft
+    from emoscope.llm.sft import train_sft
 
-    config = SFTConfig(
-        base_model=model,
-        dataset=dataset,
-        split=split,
-        taxonomy=taxonomy,
-        data_root=None if data_root is None else str(data_root),
-        limit=limit,
-        prompt=prompt,
-        template=template,
-        retrieve=retrieve,
-        store=store,
-        window=window,
-        future=future,
-        cue_backend=cue_backend,
-        cue_model=cue_model,
-        cue_base_url=cue_base_url,
-        cache_dir=None if cache_dir is None else str(cache_dir),
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout,
-        target_modules=target_modules,
-        lr=lr,
-        scheduler=scheduler,
-        warmup_ratio=warmup_ratio,
-        epochs=epochs,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        max_grad_norm=max_grad_norm,
-        max_seq_len=max_seq_len,
-        neftune_alpha=neftune_alpha,
-        curriculum=curriculum,
-        n_buckets=buckets,
-        epochs_per_stage=epochs_per_stage,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        load_in_4bit=load_in_4bit,
-        gradient_checkpointing=gradient_checkpointing,
-    )
+    config = _sft_config(ctx.params)
     log = train_sft(config, out, progress=note)
     note(
         f"answer loss {log['loss_before']:.4f} -> {log['loss_after']:.4f} on {log['probe_items']} "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,30 +11,12 @@ from typing import Annotated
 import typer
 
 from emoscope.cli._common import RecognizerOpt, load_recognizer_or_default
-from emoscope.errors import EmoscopeError
+from emoscope.serve.config import API_KEYS_ENV, ServeConfig, read_api_keys
 
 __all__ = ["API_KEYS_ENV", "read_api_keys", "register"]
 
-API_KEYS_ENV = "EMOSCOPE_API_KEYS"
-
-
-def read_api_keys(key_file: Path | None) -> tuple[str, ...]:
-    """API keys from ``$EMOSCOPE_API_KEYS`` (comma or white-space separated) and ``key_file``.
-
-    The file holds one key per line; blank lines and lines starting with ``#`` are skipped.
-    """
-    keys = os.environ.get(API_KEYS_ENV, "").replace(",", " ").split()
-    if key_file is not None:
-        try:
-            text = key_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise EmoscopeError(f"{key_file}: cannot read the API key file ({e})") from None
-        lines = [ln.strip() for ln in text.splitlines()]
-        file_keys = [ln for ln in lines if ln and not ln.startswith("#")]
-        if not file_keys:
-            raise EmoscopeError(f"{key_file}: no API key in the file (one key per line)")
-        keys += file_keys
-    return tuple(dict.fromkeys(keys))
+# The options' defaults are the service's own (one source: ServeConfig).
+_DEFAULT = ServeConfig()
 
 
 def _is_loopback(host: str) -> bool:
@@ -62,11 +43,11 @@ def serve(
     ] = None,
     max_batch: Annotated[
         int, typer.Option("--max-batch", min=1, help="Most texts per /v1/analyze request.")
-    ] = 64,
+    ] = _DEFAULT.max_batch,
     max_utterances: Annotated[
         int,
         typer.Option("--max-utterances", min=1, help="Most utterances per /v1/dialogue request."),
-    ] = 256,
+    ] = _DEFAULT.max_utterances,
     max_text_chars: Annotated[
         int | None,
         typer.Option(
@@ -78,14 +59,14 @@ def serve(
     ] = None,
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", min=1, help="Largest request body in bytes.")
-    ] = 1_000_000,
+    ] = _DEFAULT.max_body_bytes,
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Predictions running at once (threads).")
-    ] = 2,
+    ] = _DEFAULT.concurrency,
     max_queue: Annotated[
         int,
         typer.Option("--max-queue", min=0, help="Requests that may wait for a thread before 503."),
-    ] = 64,
+    ] = _DEFAULT.max_queue,
     api_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -108,7 +89,7 @@ def serve(
         typer.Option(
             "--rate-limit", min=0, help="Requests per second per client to /v1/* (0 = no limit)."
         ),
-    ] = 0.0,
+    ] = _DEFAULT.rate_limit,
     rate_burst: Annotated[
         int | None,
         typer.Option(
@@ -124,7 +105,7 @@ def serve(
             "--docs/--no-docs",
             help="Serve /docs and /redoc (they load their scripts from a CDN).",
         ),
-    ] = False,
+    ] = _DEFAULT.docs,
     batch_wait_ms: Annotated[
         float,
         typer.Option(
@@ -133,10 +114,10 @@ def serve(
             help="Micro-batching: how long a request waits for others to share its forward "
             "pass (0 = off).",
         ),
-    ] = 2.0,
+    ] = _DEFAULT.batch_wait_ms,
     batch_max_texts: Annotated[
         int, typer.Option("--batch-max-texts", min=1, help="Most texts per micro-batch.")
-    ] = 64,
+    ] = _DEFAULT.batch_max_texts,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (debug, info, warning...).")
     ] = "info",
@@ -162,7 +143,7 @@ def serve(
 ) -> None:
     """Serve the emoscope HTTP API and its web page (http://HOST:PORT/)."""
     from emoscope.recognizers.base import max_text_chars as max_text_chars_in_force
-    from emoscope.serve.app import ServeConfig, create_app
+    from emoscope.serve.app import create_app
     from emoscope.serve.app import write_openapi as _write_openapi
 
     if write_openapi is not None:
