@@ -34,15 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
-import logging
-import math
-import re
 import threading
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -55,7 +49,6 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -66,9 +59,27 @@ from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import EmoscopeError
 from emoscope.labels import TAXONOMIES, Taxonomy, get_taxonomy, map_label
 from emoscope.prediction import EmotionPrediction
-from emoscope.recognizers.base import Recognizer, unicode_problem
+from emoscope.recognizers.base import Recognizer
 from emoscope.serve.batching import Batchers
 from emoscope.serve.config import ServeConfig
+from emoscope.serve.middleware import ApiGuard, BodySizeLimit, RequestLog
+from emoscope.serve.schemas import (
+    AnalyzeRequest,
+    AnalyzeResponse,
+    DialogueRequest,
+    DialogueResponse,
+    ErrorOut,
+    HealthResponse,
+    LabelOut,
+    LimitsOut,
+    ModelsResponse,
+    PredictionOut,
+    RecognizerOut,
+    RespondRequest,
+    RespondResponse,
+    TaxonomyOut,
+    UtteranceOut,
+)
 
 __all__ = [
     "STATIC_DIR",
@@ -88,267 +99,6 @@ __all__ = [
 ]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-log = logging.getLogger("emoscope.serve")
-
-
-# ------------------------------------------------------------------------------------------
-# Request and response models
-# ------------------------------------------------------------------------------------------
-
-
-def _valid_unicode(value: str) -> str:
-    """Refuse strings that cannot be encoded as UTF-8 (lone surrogates such as ``\\ud800``)."""
-    problem = unicode_problem(value)
-    if problem:
-        raise ValueError(f"{problem}; expected valid Unicode text")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_valid_unicode)]
-
-TaxonomyField = Annotated[
-    Text | None,
-    Field(
-        description="Map the predictions into this taxonomy (goemotions, ekman, meld, emorynlp, "
-        "plutchik). Default: the server's taxonomy.",
-        examples=["ekman"],
-    ),
-]
-
-
-class PredictionOut(BaseModel):
-    """One prediction, as :meth:`emoscope.EmotionPrediction.to_dict` writes it."""
-
-    taxonomy: str = Field(description="Name of the label taxonomy.")
-    label: str = Field(description="The most probable label.")
-    labels: list[str] = Field(description="Labels predicted present, best first.")
-    probs: dict[str, float] = Field(description="Probability per label.")
-    confidence: float = Field(ge=0, le=1, description="Probability that the top label is right.")
-    multi_label: bool = Field(description="Whether probs are independent per-label values.")
-    vad: list[float] | None = Field(
-        min_length=3,
-        max_length=3,
-        description="Valence, arousal, dominance, each in [-1, 1]; null when not predicted.",
-    )
-    rationale: str | None = Field(default=None, description="Free-text reasoning, if any.")
-    cues: dict[str, Any] | None = Field(
-        default=None,
-        description="Extra evidence, if any; 'attributions' holds word attributions "
-        "[{word, weight, start, end}] when explain=true.",
-    )
-    language: str | None = Field(
-        default=None, description="ISO 639-1 code of the detected language of the text."
-    )
-    warnings: list[str] | None = Field(
-        default=None,
-        description="Why the prediction may be unreliable, each 'key: explanation' "
-        "(not-english, no-letters, context-truncated).",
-    )
-
-    @classmethod
-    def from_prediction(cls, pred: EmotionPrediction) -> PredictionOut:
-        """Wrap a prediction; keys that ``to_dict`` leaves out stay unset (and unserialised)."""
-        return cls.model_validate(pred.to_dict())
-
-
-class AnalyzeRequest(BaseModel):
-    """Texts to analyse: exactly one of ``text`` and ``texts``."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"texts": ["I love it!", "This is awful."]}]},
-    )
-
-    text: Text | None = Field(default=None, description="One text.")
-    texts: list[Text] | None = Field(default=None, description="Several texts, analysed apart.")
-    taxonomy: TaxonomyField = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> AnalyzeRequest:
-        if (self.text is None) == (self.texts is None):
-            raise ValueError("give exactly one of 'text' (a string) and 'texts' (a list)")
-        if self.texts is not None and not self.texts:
-            raise ValueError("'texts' is empty; expected at least one text")
-        return self
-
-    def items(self) -> list[str]:
-        """The texts, in order."""
-        return [self.text] if self.text is not None else list(self.texts or [])
-
-
-class AnalyzeResponse(BaseModel):
-    """One prediction per input text, in input order."""
-
-    recognizer: str = Field(description="Name of the recogniser that made the predictions.")
-    taxonomy: str = Field(description="Taxonomy of the predictions.")
-    predictions: list[PredictionOut]
-
-
-class UtteranceIn(BaseModel):
-    """One turn of the conversation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: Text
-    speaker: Text | None = None
-    id: Text | None = None
-
-
-class DialogueRequest(BaseModel):
-    """A conversation, oldest turn first."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "d1",
-                    "utterances": [
-                        {"speaker": "Maya", "text": "I got the job!"},
-                        {"speaker": "Sam", "text": "Oh. So you're really leaving."},
-                    ],
-                }
-            ]
-        },
-    )
-
-    id: Text | None = Field(default=None, description="An identifier echoed in the response.")
-    utterances: list[UtteranceIn] = Field(min_length=1)
-    taxonomy: TaxonomyField = None
-
-
-class SupportUtteranceIn(UtteranceIn):
-    """One turn of a support conversation; a supporter turn may name its strategy."""
-
-    strategy: str | None = Field(default=None, description="ESConv strategy of the turn.")
-
-
-class RespondRequest(BaseModel):
-    """A support conversation whose next supporter turn the LLM writes."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "utterances": [
-                        {"speaker": "seeker", "text": "I failed my exam and I feel awful."},
-                    ],
-                    "strategy": "auto",
-                }
-            ]
-        },
-    )
-
-    utterances: list[SupportUtteranceIn] = Field(min_length=1)
-    strategy: str = Field(
-        default="auto", description="auto (the planner's choice) or an ESConv strategy name."
-    )
-    plugin: bool = Field(default=True, description="Put emoscope's reading in the prompt.")
-    seeker: str | None = Field(
-        default=None, description="The seeker's speaker name [default: 'seeker', else last]."
-    )
-
-
-class RespondResponse(BaseModel):
-    """The reply with the strategy, the emotions and the prompt used."""
-
-    reply: str
-    strategy: str | None
-    strategy_source: str = Field(description="given, planner or llm (no strategy in the prompt).")
-    strategy_probs: dict[str, float] | None
-    plugin: bool
-    emotions: dict[str, Any]
-    prompt: list[dict[str, str]]
-    model: str
-    usage: dict[str, int]
-
-
-class UtteranceOut(BaseModel):
-    """An utterance of the request with its prediction."""
-
-    index: int = Field(description="Position in the dialogue (0-based).")
-    speaker: str | None
-    text: str
-    id: str | None = None
-    prediction: PredictionOut
-
-
-class DialogueResponse(BaseModel):
-    """One prediction per utterance, in dialogue order."""
-
-    recognizer: str
-    taxonomy: str
-    id: str | None
-    speakers: list[str] = Field(description="Distinct speakers in order of first appearance.")
-    utterances: list[UtteranceOut]
-
-
-class LabelOut(BaseModel):
-    """A label of a taxonomy."""
-
-    name: str
-    vad: list[float] = Field(description="The label's valence, arousal, dominance in [-1, 1].")
-    group: str = Field(description="The Ekman label it maps to (used to colour it).")
-
-
-class TaxonomyOut(BaseModel):
-    """A taxonomy the predictions can be mapped into."""
-
-    name: str
-    multi_label: bool
-    neutral: str | None
-    labels: list[LabelOut]
-
-
-class RecognizerOut(BaseModel):
-    """The served recogniser."""
-
-    name: str
-    taxonomy: str = Field(description="Taxonomy of its predictions (before any mapping).")
-    labels: list[str]
-
-
-class LimitsOut(BaseModel):
-    """The limits in force (``emoscope serve`` options of the same names)."""
-
-    max_batch: int
-    max_utterances: int
-    max_text_chars: int
-    max_body_bytes: int
-    concurrency: int
-    max_queue: int
-
-
-class ModelsResponse(BaseModel):
-    """What this server serves."""
-
-    recognizer: RecognizerOut
-    default_taxonomy: str = Field(description="Taxonomy of responses when none is requested.")
-    taxonomies: list[TaxonomyOut]
-    limits: LimitsOut
-    version: str
-
-
-class HealthResponse(BaseModel):
-    """Service status."""
-
-    status: str = Field(description="'ok' once the recogniser is loaded.")
-    recognizer: str | None
-    version: str
-
-
-class ErrorOut(BaseModel):
-    """An error that is not a validation error (413, 503)."""
-
-    detail: str
 
 
 # ------------------------------------------------------------------------------------------
@@ -497,243 +247,6 @@ def _request_taxonomy(name: str | None) -> Taxonomy | None:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "taxonomy"), "msg": str(e), "input": name}]
         ) from None
-
-
-# ------------------------------------------------------------------------------------------
-# Body size limit (pure ASGI, so that it also catches chunked bodies without Content-Length)
-# ------------------------------------------------------------------------------------------
-
-
-class BodySizeLimit:
-    """ASGI middleware answering 413 to request bodies larger than ``max_bytes``.
-
-    A declared ``Content-Length`` over the limit is refused before the body is read; a body
-    sent without one (chunked) is counted as it arrives and refused when it passes the limit.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    def _message(self, size: str) -> str:
-        return (
-            f"request body is {size} bytes; the limit is {self.max_bytes:,} bytes (max_body_bytes)"
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope.get("headers", []):
-            if key == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared > self.max_bytes:
-                    await self._reject(send, self._message(f"{declared:,}"))
-                    return
-        seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    # An HTTPException passes through FastAPI's body parsing unchanged and
-                    # becomes a 413 response in Starlette's exception middleware.
-                    raise HTTPException(413, self._message(f"more than {self.max_bytes:,}"))
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-    @staticmethod
-    async def _reject(send: Send, message: str) -> None:
-        body = json.dumps({"detail": message}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-
-async def _send_json(
-    send: Send, status: int, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    data = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-
-
-class RequestLog:
-    """ASGI middleware giving every request an id and logging one line per request.
-
-    The id is the client's ``X-Request-ID`` when it is 1-128 characters of ``[A-Za-z0-9._:-]``
-    (anything else is replaced, so that a client cannot forge log lines), else a new random
-    one; it is sent back in the ``X-Request-ID`` response header. The line holds the id, the
-    client address, method, path, status and duration: never headers or bodies.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = _header(scope, b"x-request-id")
-        rid = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
-        status = 500
-        t0 = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
-                message["headers"] = [*headers, (b"x-request-id", rid.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            client = scope.get("client") or ("-", 0)
-            log.info(
-                "%s %s %s %s %d %.1fms",
-                rid,
-                client[0],
-                scope.get("method", "-"),
-                scope.get("path", "-"),
-                status,
-                1000 * (time.perf_counter() - t0),
-            )
-
-
-class ApiGuard:
-    """ASGI middleware in front of ``/v1/*``: content type, API keys, per-client rate limit.
-
-    - a request with a body whose ``Content-Type`` is not JSON gets 415;
-    - with keys configured, a request without ``Authorization: Bearer KEY`` naming one of them
-      gets 401 (keys are compared with :func:`hmac.compare_digest`, each one, so the time taken
-      does not tell which key nearly matched);
-    - with ``rate_limit`` > 0, each client (its key, else its IP address) has a token bucket of
-      ``rate_burst`` tokens refilled at ``rate_limit`` per second; a request finding it empty
-      gets 429 with ``Retry-After`` (whole seconds until a token is back).
-    """
-
-    max_clients = 10_000  # buckets kept; the longest idle are dropped beyond this
-
-    def __init__(self, app: ASGIApp, config: ServeConfig) -> None:
-        self.app = app
-        self.keys = [k.encode() for k in config.api_keys]
-        self.rate = config.rate_limit
-        self.burst = float(config.rate_burst or max(1, math.ceil(self.rate)))
-        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, last time)
-        self._lock = threading.Lock()
-
-    def _key_index(self, auth: str | None) -> int | None:
-        """Position of the key the ``Authorization`` header names, or None."""
-        if not auth or auth[:7].lower() != "bearer ":
-            return None
-        given = auth[7:].strip().encode("latin-1")
-        found = None
-        for i, key in enumerate(self.keys):
-            if hmac.compare_digest(given, key):
-                found = i
-        return found
-
-    def _take(self, client: str) -> float:
-        """Take a token for ``client``; 0 if granted, else seconds until one is back."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.pop(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            wait = 0.0
-            if tokens >= 1:
-                tokens -= 1
-            else:
-                wait = (1 - tokens) / self.rate
-            self._buckets[client] = (tokens, now)  # re-inserted: dict order = least recent first
-            while len(self._buckets) > self.max_clients:
-                del self._buckets[next(iter(self._buckets))]
-            return wait
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-        ctype = _header(scope, b"content-type")
-        if ctype is None and (
-            _header(scope, b"content-length") not in (None, "0")
-            or _header(scope, b"transfer-encoding") is not None
-        ):
-            ctype = ""  # a body without a type: FastAPI would not read it as JSON either
-        if scope.get("method") in ("POST", "PUT", "PATCH") and ctype is not None:
-            media = ctype.split(";")[0].strip().lower() or "(none)"
-            if media != "application/json" and not (
-                media.startswith("application/") and media.endswith("+json")
-            ):
-                await _send_json(
-                    send,
-                    415,
-                    {"detail": f"unsupported content type {media!r}; expected application/json"},
-                )
-                return
-        client = (scope.get("client") or ("-", 0))[0]
-        if self.keys:
-            index = self._key_index(_header(scope, b"authorization"))
-            if index is None:
-                await _send_json(
-                    send,
-                    401,
-                    {"detail": "missing or wrong API key; send 'Authorization: Bearer KEY'"},
-                    [(b"www-authenticate", b"Bearer")],
-                )
-                return
-            client = f"key#{index}"
-        if self.rate > 0:
-            wait = self._take(client)
-            if wait > 0:
-                await _send_json(
-                    send,
-                    429,
-                    {
-                        "detail": f"rate limit: {self.rate:g} requests per second per client "
-                        f"(burst {self.burst:g}; rate_limit, rate_burst)"
-                    },
-                    [(b"retry-after", str(max(1, math.ceil(wait))).encode())],
-                )
-                return
-        await self.app(scope, receive, send)
 
 
 # ------------------------------------------------------------------------------------------
