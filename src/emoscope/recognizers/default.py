@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emoscope.recognizers.base import Recognizer, load_recognizer
+from emoscope.recognizers.base import Recognizer
 
 __all__ = ["default_recognizer_name", "load_default_or", "resolve_recognizer_name"]
 
@@ -44,4 +44,7 @@ def load_default_or(
     name: str | None, log: Callable[[str], None] | None = None, **options: Any
 ) -> Recognizer:
     """:func:`~emoscope.recognizers.base.load_recognizer` of ``name`` or of the default."""
+    # Looked up on the package at call time, as the CLI always did (so it can be replaced there).
+    from emoscope.recognizers import load_recognizer
+
     return load_recognizer(resolve_recognizer_name(name, log), **options)
