@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from emoscope import __version__, metrics
+from emoscope import metrics
+from emoscope._version import __version__
 from emoscope._views import MappedRecognizer, route
 from emoscope.datasets.base import Dataset
 from emoscope.dialogue import Dialogue
