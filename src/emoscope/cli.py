@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emoscope import __version__
 from emoscope._cli_common import (
     DataRootOpt,
     LimitOpt,
@@ -28,6 +27,7 @@ from emoscope._cli_common import (
     eval_folder,
     note,
 )
+from emoscope._version import __version__
 from emoscope.errors import EmoscopeError
 from emoscope.recognizers.base import check_text, max_text_chars, unicode_problem
 

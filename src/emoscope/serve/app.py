@@ -59,8 +59,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from emoscope import __version__
 from emoscope._io import write_text
+from emoscope._version import __version__
 from emoscope._views import route
 from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import EmoscopeError
