@@ -48,8 +48,6 @@ models, ``emoscope.llm.openai.OpenAIBackend`` for servers). See :func:`load_back
 from __future__ import annotations
 
 import functools
-import importlib
-import inspect
 import json
 import math
 import random
@@ -63,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from emoscope.errors import EmoscopeError
+from emoscope.llm.base import generate_texts, load_backend
 
 __all__ = [
     "BUILTIN_TASKS",
@@ -96,82 +95,6 @@ __all__ = [
     "significance_marker",
     "stimulus_info",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Backends
-
-
-def generate_texts(
-    backend: Any,
-    conversations: Sequence[Sequence[Mapping[str, str]]],
-    *,
-    max_new_tokens: int | None = None,
-    temperature: float | None = None,
-) -> list[str]:
-    """Call ``backend.generate`` and return plain strings, one per conversation.
-
-    ``max_new_tokens`` and ``temperature`` are passed only if the backend's ``generate``
-    accepts them (by name or through ``**kwargs``).
-    """
-    if not conversations:
-        return []
-    gen = getattr(backend, "generate", None)
-    if gen is None:
-        raise EmoscopeError(f"{type(backend).__name__} has no generate() method; not a backend")
-    options: dict[str, Any] = {}
-    params: Mapping[str, inspect.Parameter]
-    try:
-        params = inspect.signature(gen).parameters
-    except (TypeError, ValueError):
-        params = {}
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for name, value in (("max_new_tokens", max_new_tokens), ("temperature", temperature)):
-        if value is not None and (var_kw or name in params):
-            options[name] = value
-    convs = [[dict(m) for m in c] for c in conversations]
-    results = list(gen(convs, **options))
-    if len(results) != len(convs):
-        raise EmoscopeError(
-            f"backend returned {len(results)} generations for {len(convs)} conversations"
-        )
-    return [r if isinstance(r, str) else str(getattr(r, "text", r)) for r in results]
-
-
-def load_backend(spec: str, model: str | None = None, **options: Any) -> Any:
-    """Build a chat backend from a short name or a dotted path.
-
-    * a dotted path ``package.module:Factory`` (or ``package.module.Factory``) is imported and
-      called as ``Factory(model, **options)`` (or ``Factory(**options)`` without a model);
-    * a short name (``hf``, ``openai``) goes to :func:`emoscope.llm.base.load_backend` with
-      ``model`` and ``options``.
-
-    Raises:
-        EmoscopeError: the backend cannot be found or built.
-    """
-    if ":" in spec or ("." in spec and not spec.startswith(".")):
-        module_name, sep, attr = spec.partition(":")
-        if not sep:
-            module_name, _, attr = spec.rpartition(".")
-        try:
-            factory: Any = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise EmoscopeError(f"cannot import backend {spec!r}: {e}") from e
-        backend = factory(model, **options) if model is not None else factory(**options)
-    else:
-        try:
-            from emoscope.llm.base import load_backend as load_llm_backend
-        except ImportError as e:
-            raise EmoscopeError(
-                f"backend {spec!r} needs emoscope.llm, which is not available ({e}); give a "
-                "dotted path 'package.module:Factory' instead"
-            ) from e
-        if model is None:
-            raise EmoscopeError(f"backend {spec!r} needs a model (--model)")
-        backend = load_llm_backend(spec, model, **options)
-    if not callable(getattr(backend, "generate", None)):
-        raise EmoscopeError(f"{spec!r} did not produce a backend with generate()")
-    return backend
 
 
 # --------------------------------------------------------------------------------------------
