@@ -28,7 +28,6 @@ from emoscope.probe import (
     classification_scores,
     fit_probe,
     malleability,
-    parse_label,
     persistence_curve,
     plot_layer_curves,
     prepare_probe_data,
@@ -156,14 +155,6 @@ def test_prepare_probe_data_drops_multilabel_and_subsamples() -> None:
     empty = Dataset("toy", "test", [Example("x", ("joy", "fear"))], taxonomy=tax)
     with pytest.raises(EmoscopeError, match="no single-label"):
         prepare_probe_data(train, empty)
-
-
-def test_parse_label() -> None:
-    labels = ["anger", "joy", "sadness"]
-    assert parse_label("Joy.", labels) == "joy"
-    assert parse_label("It is sadness, not joy", labels) == "sadness"
-    assert parse_label("enjoyment", labels) is None
-    assert parse_label("", labels) is None
 
 
 class ScriptedBackend:

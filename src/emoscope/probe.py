@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from emoscope.errors import EmoscopeError
+from emoscope.llm.base import generate_texts
+from emoscope.llm.parsing import parse_label
 
 if TYPE_CHECKING:
     from emoscope.activations import Activations, LoadedModel
@@ -588,19 +590,6 @@ def prepare_probe_data(
 # Zero-shot prompting baseline
 
 
-def parse_label(text: str, labels: Sequence[str]) -> str | None:
-    """The label mentioned first in a generated answer (case-insensitive, whole words)."""
-    import re
-
-    low = text.lower()
-    best: tuple[int, str] | None = None
-    for lab in labels:
-        m = re.search(rf"\b{re.escape(lab.lower())}\b", low)
-        if m and (best is None or m.start() < best[0]):
-            best = (m.start(), lab)
-    return None if best is None else best[1]
-
-
 def zero_shot_prompt(text: str, labels: Sequence[str]) -> str:
     """The classification question put to the model in the zero-shot baseline."""
     return (
@@ -624,8 +613,6 @@ def zero_shot_baseline(
 
     An answer naming none of ``labels`` counts as wrong (and in ``unparsed``).
     """
-    from emoscope.stimuli import generate_texts
-
     convs = [[{"role": "user", "content": zero_shot_prompt(t, labels)}] for t in texts]
     outputs: list[str] = []
     for start in range(0, len(convs), batch_size):

@@ -62,6 +62,7 @@ import numpy as np
 
 from emoscope.errors import EmoscopeError
 from emoscope.llm.base import generate_texts, load_backend
+from emoscope.llm.parsing import parse_label
 
 __all__ = [
     "BUILTIN_TASKS",
@@ -307,12 +308,6 @@ class Task:
         return self.aggregate(vals) if self.aggregate else float(np.mean(vals))
 
 
-def _first_word_label(text: str, labels: Sequence[str]) -> str | None:
-    from emoscope.probe import parse_label
-
-    return parse_label(text, labels)
-
-
 _SENTIMENT = (
     ("The soup was warm and the staff were lovely.", "positive"),
     ("I waited an hour and nobody apologised.", "negative"),
@@ -370,7 +365,7 @@ def _label_task(name: str, rows: Sequence[tuple[str, str]], prompt: str) -> Task
     ]
 
     def score(item: TaskItem, output: str) -> float:
-        return float(_first_word_label(output, labels) == item.answer)
+        return float(parse_label(output, labels) == item.answer)
 
     return Task(name, items, score, binary=True, max_new_tokens=8, citation="emoscope built-in")
 
