@@ -35,6 +35,7 @@ import numpy as np
 from emoscope.errors import EmoscopeError
 from emoscope.llm.base import generate_texts
 from emoscope.llm.parsing import parse_label
+from emoscope.stats import bootstrap_ci, classification_scores
 
 if TYPE_CHECKING:
     from emoscope.activations import Activations, LoadedModel
@@ -325,69 +326,6 @@ class MLPProbe:
         """Most probable class id per row."""
         out: np.ndarray = self.predict_proba(x).argmax(1)
         return out
-
-
-# --------------------------------------------------------------------------------------------
-# Scores
-
-
-def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
-    """``(accuracy, macro_f1)`` of integer labels.
-
-    Macro-F1 averages over the classes present in ``y_true`` or ``y_pred`` (scikit-learn's
-    default), with F1 = 0 where precision and recall are both undefined.
-    """
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    if len(y_true) == 0 or len(y_true) != len(y_pred):
-        raise ValueError(f"need equal, non-zero lengths; got {len(y_true)} and {len(y_pred)}")
-    acc, f1 = _scores_batch(y_true[None, :], y_pred[None, :])
-    return float(acc[0]), float(f1[0])
-
-
-def _scores_batch(yt: np.ndarray, yp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracy and macro-F1 for each row of ``(b, n)`` label matrices."""
-    acc = (yt == yp).mean(1)
-    classes = np.union1d(np.unique(yt), np.unique(yp))
-    f1_sum = np.zeros(yt.shape[0])
-    present = np.zeros(yt.shape[0])
-    for c in classes:
-        t, p = yt == c, yp == c
-        tp = (t & p).sum(1)
-        fp = (~t & p).sum(1)
-        fn = (t & ~p).sum(1)
-        denom = 2 * tp + fp + fn
-        f1_sum += np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-        present += denom > 0
-    return acc, f1_sum / np.maximum(present, 1)
-
-
-def bootstrap_ci(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    *,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals of accuracy and macro-F1, resampling examples."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    rng = np.random.default_rng(seed)
-    accs: list[np.ndarray] = []
-    f1s: list[np.ndarray] = []
-    chunk = max(1, 2_000_000 // max(1, len(y_true)))
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, len(y_true), size=(min(chunk, n_boot - start), len(y_true)))
-        a, f = _scores_batch(y_true[idx], y_pred[idx])
-        accs.append(a)
-        f1s.append(f)
-    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    acc_all, f1_all = np.concatenate(accs), np.concatenate(f1s)
-    return {
-        "accuracy": (float(np.percentile(acc_all, lo)), float(np.percentile(acc_all, hi))),
-        "macro_f1": (float(np.percentile(f1_all, lo)), float(np.percentile(f1_all, hi))),
-    }
 
 
 @dataclass

@@ -63,6 +63,12 @@ import numpy as np
 from emoscope.errors import EmoscopeError
 from emoscope.llm.base import generate_texts, load_backend
 from emoscope.llm.parsing import parse_label
+from emoscope.stats import (
+    mcnemar_exact,
+    paired_bootstrap_ci,
+    sign_flip_test,
+    significance_marker,
+)
 
 __all__ = [
     "BUILTIN_TASKS",
@@ -184,83 +190,6 @@ def apply_stimulus(prompt: str, stimulus: Stimulus | str | None, position: str =
     if position == "prepend":
         return f"{text} {prompt.lstrip()}"
     raise EmoscopeError(f"unknown stimulus position {position!r}; expected append or prepend")
-
-
-# --------------------------------------------------------------------------------------------
-# Statistics
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts ``b`` and ``c``.
-
-    Under the null each discordant pair falls either way with probability 1/2, so
-    ``p = min(1, 2 * P(X <= min(b, c)))`` with ``X ~ Binomial(b + c, 1/2)``; ``p = 1`` when
-    there are no discordant pairs.
-    """
-    if b < 0 or c < 0:
-        raise ValueError(f"counts must be non-negative, got {b} and {c}")
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2.0 * tail)
-
-
-def paired_bootstrap_ci(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
-    *,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``mean(b) - mean(a)``, resampling items (pairs)."""
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.shape != y.shape or x.size == 0:
-        raise ValueError(f"need two equal-length, non-empty samples; got {x.shape} and {y.shape}")
-    rng = np.random.default_rng(seed)
-    d = y - x
-    idx = rng.integers(0, len(d), size=(n_boot, len(d)))
-    means = d[idx].mean(1)
-    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    return float(np.percentile(means, lo)), float(np.percentile(means, hi))
-
-
-def sign_flip_test(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
-    *,
-    n_perm: int = 10000,
-    seed: int = 0,
-) -> float:
-    """Two-sided paired permutation p-value for ``mean(b - a) != 0`` by random sign flips.
-
-    Exact (all ``2^n`` sign patterns) when ``n <= 16``; otherwise Monte Carlo with the
-    ``(count + 1) / (n_perm + 1)`` correction.
-    """
-    d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
-    if d.size == 0:
-        raise ValueError("no pairs to test")
-    observed = abs(d.mean())
-    if np.allclose(d, 0):
-        return 1.0
-    if d.size <= 16:
-        signs = ((np.arange(2**d.size)[:, None] >> np.arange(d.size)) & 1) * 2 - 1
-        stats = np.abs((signs * d).mean(1))
-        return float((stats >= observed - 1e-12).mean())
-    rng = np.random.default_rng(seed)
-    signs = rng.choice([-1.0, 1.0], size=(n_perm, d.size))
-    stats = np.abs((signs * d).mean(1))
-    return float(((stats >= observed - 1e-12).sum() + 1) / (n_perm + 1))
-
-
-def significance_marker(p: float) -> str:
-    """``***`` (p < 0.001), ``**`` (< 0.01), ``*`` (< 0.05) or ``n.s.``."""
-    if not math.isfinite(p):
-        return "-"
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
 
 
 # --------------------------------------------------------------------------------------------
