@@ -38,7 +38,7 @@ from emoscope.stimuli import (
     stimulus_info,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 class ScriptedBackend:
