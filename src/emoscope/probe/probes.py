@@ -10,7 +10,7 @@ Systematic Study of How LLMs Represent, Retain, and Express Emotion", arXiv:2510
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import numpy as np
 
@@ -96,7 +96,28 @@ def _class_weights(y: np.ndarray, n_classes: int, mode: str | None) -> np.ndarra
     return w.astype(np.float32)
 
 
-class LinearProbe:
+class _TorchProbe:
+    """What both probes share: standardised features, class weights, a thread limit."""
+
+    n_classes: int | None
+    class_weight: str | None
+    num_threads: int | None
+    _scale: _Standardiser | None
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
+        """Fit on features ``x`` ``(n, d)`` and integer labels ``y``."""
+        with _threads(self.num_threads):
+            y = np.asarray(y, dtype=np.int64)
+            k = self.n_classes or int(y.max()) + 1
+            self._scale = _Standardiser(np.asarray(x, dtype=np.float32))
+            self._fit(self._scale(x), y, k, _class_weights(y, k, self.class_weight))
+        return self
+
+    def _fit(self, xs: np.ndarray, y: np.ndarray, k: int, cw: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+
+class LinearProbe(_TorchProbe):
     """Multinomial logistic regression with an L2 penalty, fitted by full-batch L-BFGS.
 
     The loss is the mean cross-entropy plus ``l2 / 2 * ||W||^2`` on standardised features.
@@ -122,21 +143,12 @@ class LinearProbe:
         self.bias: np.ndarray | None = None
         self._scale: _Standardiser | None = None
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> LinearProbe:
-        """Fit on features ``x`` ``(n, d)`` and integer labels ``y``."""
-        with _threads(self.num_threads):
-            return self._fit(x, y)
-
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> LinearProbe:
+    def _fit(self, xs: np.ndarray, y: np.ndarray, k: int, cw: np.ndarray | None) -> None:
         torch = _torch()
-        y = np.asarray(y, dtype=np.int64)
-        k = self.n_classes or int(y.max()) + 1
-        self._scale = _Standardiser(np.asarray(x, dtype=np.float32))
-        xt = torch.from_numpy(self._scale(x))
+        xt = torch.from_numpy(xs)
         yt = torch.from_numpy(y)
         w = torch.zeros(xt.shape[1], k, requires_grad=True)
         b = torch.zeros(k, requires_grad=True)
-        cw = _class_weights(y, k, self.class_weight)
         weight = None if cw is None else torch.from_numpy(cw)
         opt = torch.optim.LBFGS(
             [w, b], lr=1.0, max_iter=self.max_iter, line_search_fn="strong_wolfe",
@@ -153,7 +165,6 @@ class LinearProbe:
         opt.step(closure)
         self.weight = w.detach().numpy()
         self.bias = b.detach().numpy()
-        return self
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         """Logits, shape ``(n, n_classes)``."""
@@ -175,7 +186,7 @@ class LinearProbe:
         return out
 
 
-class MLPProbe:
+class MLPProbe(_TorchProbe):
     """A small MLP (one ReLU hidden layer with dropout) trained by Adam with early stopping.
 
     A tenth of the training set (at least one example) is held out to pick the epoch with the
@@ -213,17 +224,8 @@ class MLPProbe:
         self.net: Any = None
         self._scale: _Standardiser | None = None
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> MLPProbe:
-        """Fit on features ``x`` ``(n, d)`` and integer labels ``y``."""
-        with _threads(self.num_threads):
-            return self._fit(x, y)
-
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> MLPProbe:
+    def _fit(self, xs: np.ndarray, y: np.ndarray, k: int, cw: np.ndarray | None) -> None:
         torch = _torch()
-        y = np.asarray(y, dtype=np.int64)
-        k = self.n_classes or int(y.max()) + 1
-        self._scale = _Standardiser(np.asarray(x, dtype=np.float32))
-        xs = self._scale(x)
         gen = torch.Generator().manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         perm = rng.permutation(len(y))
@@ -236,7 +238,6 @@ class MLPProbe:
             torch.nn.Dropout(self.dropout),
             torch.nn.Linear(self.hidden, k),
         )
-        cw = _class_weights(y, k, self.class_weight)
         loss_fn = torch.nn.CrossEntropyLoss(weight=None if cw is None else torch.from_numpy(cw))
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         xt, yt = torch.from_numpy(xs), torch.from_numpy(y)
@@ -265,7 +266,6 @@ class MLPProbe:
             net.load_state_dict(best_state)
         net.eval()
         self.net = net
-        return self
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax probabilities."""
