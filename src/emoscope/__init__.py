@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from emoscope._version import __version__
 from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import DataError, DatasetNotFoundError, EmoscopeError
 from emoscope.evaluate import evaluate

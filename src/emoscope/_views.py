@@ -7,7 +7,7 @@ request for taxonomy ``T`` the same way:
 - an :class:`~emoscope.recognizers.encoder.EncoderRecognizer` gets a *view* in ``T`` sharing the
   loaded weights, whose head choice per input (``T``'s own head, else the head trained on that
   kind of input, mapped) is :func:`emoscope.recognizers.encoder.route_head`;
-- any other recogniser's predictions are mapped by :func:`emoscope.evaluate.map_prediction`.
+- any other recogniser's predictions are mapped by :func:`emoscope.labels.map_prediction`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from emoscope.labels import Taxonomy
+from emoscope.labels import Taxonomy, map_prediction
 from emoscope.prediction import EmotionPrediction
 from emoscope.recognizers.base import Input, Recognizer
 
@@ -62,8 +62,6 @@ class MappedRecognizer:
 
     def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
         """The wrapped recogniser's predictions, mapped."""
-        from emoscope.evaluate import map_prediction
-
         return [map_prediction(p, self._taxonomy) for p in self.recognizer.predict(inputs)]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from emoscope import __version__, metrics
+from emoscope import metrics
+from emoscope._version import __version__
 from emoscope._views import MappedRecognizer, route
 from emoscope.datasets.base import Dataset
 from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
-from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix
+from emoscope.labels import map_prediction, map_vector
 from emoscope.prediction import EmotionPrediction
 from emoscope.recognizers.base import Recognizer
 
@@ -102,61 +103,6 @@ def _jsonable(x: Any) -> Any:
         # JSON has no NaN/inf; null says "undefined" (e.g. a correlation of constant values).
         return v if math.isfinite(v) else None
     return x
-
-
-def _as_vector(probs: Mapping[str, float], tax: Taxonomy) -> np.ndarray:
-    pos = {lab: i for i, lab in enumerate(tax.labels)}
-    p = np.zeros(len(tax))
-    for k, v in probs.items():
-        i = pos.get(k)
-        p[tax.index(k) if i is None else i] += float(v)
-    return p
-
-
-def _map_vector(pred: EmotionPrediction, tgt: Taxonomy) -> tuple[np.ndarray, tuple[str, ...], str]:
-    """The prediction's probabilities and predicted labels in ``tgt``, and the mapping method.
-
-    Single-label distributions map through the row-stochastic mapping matrix, so they stay
-    distributions. Independent multi-label probabilities combine by a noisy-OR (a target label is
-    present if any source label mapped to it is), which keeps each value in [0, 1].
-    """
-    src = get_taxonomy(pred.taxonomy)
-    m, method = mapping_matrix(src, tgt)
-    p = _as_vector(pred.probs, src)
-    if pred.multi_label:
-        q = 1.0 - np.prod(1.0 - p[:, None] * m, axis=0)
-        labels = tuple(
-            dict.fromkeys(tgt.labels[int(np.argmax(m[src.index(lab)]))] for lab in pred.labels)
-        )
-    else:
-        q = p @ m
-        labels = ()
-    return np.clip(q, 0.0, 1.0), labels, method
-
-
-def map_prediction(pred: EmotionPrediction, taxonomy: str | Taxonomy) -> EmotionPrediction:
-    """Express ``pred`` in another taxonomy (unchanged when it already uses that taxonomy).
-
-    A single-label distribution maps through :func:`emoscope.labels.mapping_matrix`; a
-    multi-label prediction maps its predicted labels one by one and its probabilities by a
-    noisy-OR over the source labels grouped into each target label. VAD, rationale and cues are
-    kept; the confidence becomes the top mapped probability.
-    """
-    tgt = get_taxonomy(taxonomy)
-    if get_taxonomy(pred.taxonomy).name == tgt.name:
-        return pred
-    q, labels, _ = _map_vector(pred, tgt)
-    return EmotionPrediction(
-        probs=dict(zip(tgt.labels, (float(x) for x in q), strict=True)),
-        taxonomy=tgt.name,
-        labels=labels,
-        vad=pred.vad,
-        rationale=pred.rationale,
-        cues=pred.cues,
-        multi_label=pred.multi_label,
-        language=pred.language,
-        warnings=pred.warnings,
-    )
 
 
 def _batches(inputs: Sequence[str | Dialogue], size: int) -> Iterator[tuple[list[Any], int]]:
@@ -277,7 +223,7 @@ def _score_labels(result: EvalResult, dataset: Dataset, preds: list[EmotionPredi
     dists: list[np.ndarray] = []
     pred_sets: list[tuple[str, ...]] = []
     for _, pred in scored:
-        q, labels, method = _map_vector(pred, tax)
+        q, labels, method = map_vector(pred, tax)
         methods.setdefault(method, None)
         dists.append(q)
         pred_sets.append(labels)

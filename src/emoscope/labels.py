@@ -35,12 +35,15 @@ from typing import Any
 
 import numpy as np
 
+from emoscope.prediction import EmotionPrediction
+
 __all__ = [
     "TAXONOMIES",
     "Taxonomy",
     "get_taxonomy",
     "map_distribution",
     "map_label",
+    "map_prediction",
     "mapping_matrix",
 ]
 
@@ -352,6 +355,52 @@ def map_distribution(
     m, _ = mapping_matrix(s, t)
     out = s._as_vector(probs) @ m
     return dict(zip(t.labels, (float(x) for x in out), strict=True))
+
+
+def map_vector(pred: EmotionPrediction, tgt: Taxonomy) -> tuple[np.ndarray, tuple[str, ...], str]:
+    """The prediction's probabilities and predicted labels in ``tgt``, and the mapping method.
+
+    Single-label distributions map through the row-stochastic mapping matrix, so they stay
+    distributions. Independent multi-label probabilities combine by a noisy-OR (a target label is
+    present if any source label mapped to it is), which keeps each value in [0, 1].
+    """
+    src = get_taxonomy(pred.taxonomy)
+    m, method = mapping_matrix(src, tgt)
+    p = src._as_vector(pred.probs)
+    if pred.multi_label:
+        q = 1.0 - np.prod(1.0 - p[:, None] * m, axis=0)
+        labels = tuple(
+            dict.fromkeys(tgt.labels[int(np.argmax(m[src.index(lab)]))] for lab in pred.labels)
+        )
+    else:
+        q = p @ m
+        labels = ()
+    return np.clip(q, 0.0, 1.0), labels, method
+
+
+def map_prediction(pred: EmotionPrediction, taxonomy: str | Taxonomy) -> EmotionPrediction:
+    """Express ``pred`` in another taxonomy (unchanged when it already uses that taxonomy).
+
+    A single-label distribution maps through :func:`emoscope.labels.mapping_matrix`; a
+    multi-label prediction maps its predicted labels one by one and its probabilities by a
+    noisy-OR over the source labels grouped into each target label. VAD, rationale and cues are
+    kept; the confidence becomes the top mapped probability.
+    """
+    tgt = get_taxonomy(taxonomy)
+    if get_taxonomy(pred.taxonomy).name == tgt.name:
+        return pred
+    q, labels, _ = map_vector(pred, tgt)
+    return EmotionPrediction(
+        probs=dict(zip(tgt.labels, (float(x) for x in q), strict=True)),
+        taxonomy=tgt.name,
+        labels=labels,
+        vad=pred.vad,
+        rationale=pred.rationale,
+        cues=pred.cues,
+        multi_label=pred.multi_label,
+        language=pred.language,
+        warnings=pred.warnings,
+    )
 
 
 def map_label(label: str, src: str | Taxonomy, tgt: str | Taxonomy) -> str:

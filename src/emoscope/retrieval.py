@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emoscope import __version__
 from emoscope._io import atomic_open, write_json
+from emoscope._version import __version__
 from emoscope.base_model import DEFAULT_BASE_MODEL, resolve_base_model
 from emoscope.errors import DataError, EmoscopeError
 from emoscope.labels import get_taxonomy

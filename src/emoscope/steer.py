@@ -642,7 +642,7 @@ def evaluate_steering(
     labels, and the mean and median perplexity of the continuations under the unsteered model.
     ``alpha = 0`` is the unsteered baseline.
     """
-    from emoscope.evaluate import map_prediction
+    from emoscope.labels import map_prediction
     from emoscope.recognizers import load_recognizer
 
     rec = load_recognizer(recognizer) if isinstance(recognizer, str) else recognizer

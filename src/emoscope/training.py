@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from emoscope import __version__
 from emoscope._io import check_writable, write_json
+from emoscope._version import __version__
 from emoscope.curriculum import BucketSchedule, CurriculumConfig
 from emoscope.datasets import load_dataset, read_labelled_file
 from emoscope.datasets.base import Dataset

@@ -10,6 +10,7 @@ from emoscope.llm.parsing import (
     parse_answer,
     parse_confidence,
     parse_json_object,
+    parse_label,
     strip_thinking,
     synonyms_for,
 )
@@ -182,3 +183,11 @@ def test_prose_without_a_label_is_unknown(answer: str) -> None:
 )
 def test_labels_in_short_or_marked_answers_are_read(answer: str, label: str) -> None:
     assert parse_answer(answer, "meld", ignore=["Rachel", "Monica"]).label == label
+
+
+def test_parse_label() -> None:
+    labels = ["anger", "joy", "sadness"]
+    assert parse_label("Joy.", labels) == "joy"
+    assert parse_label("It is sadness, not joy", labels) == "sadness"
+    assert parse_label("enjoyment", labels) is None
+    assert parse_label("", labels) is None

@@ -3,7 +3,8 @@
 A backend turns a batch of chat conversations (lists of ``{"role", "content"}`` messages) into
 one :class:`Generation` each. Two implementations ship with emoscope: :mod:`emoscope.llm.hf`
 (a local Hugging Face causal LM) and :mod:`emoscope.llm.openai` (any server speaking the OpenAI
-``/v1/chat/completions`` protocol). :func:`load_backend` builds either by name.
+``/v1/chat/completions`` protocol). :func:`load_backend` builds either by name (any other by
+a dotted path), and :func:`generate_texts` asks any backend for plain strings.
 
 :class:`ResponseCache` stores every answer in one SQLite file keyed by a hash of
 ``(model, messages, generation parameters)``, so an interrupted evaluation resumes where it
@@ -13,18 +14,21 @@ stopped and a repeated prompt never reaches the model twice.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
+from emoscope._imports import import_object, is_dotted_path
 from emoscope.errors import EmoscopeError
 
 __all__ = [
     "BACKENDS",
+    "BACKEND_CLASSES",
     "ChatBackend",
     "Generation",
     "Message",
@@ -32,6 +36,7 @@ __all__ = [
     "cached_generate",
     "check_conversations",
     "check_request",
+    "generate_texts",
     "load_backend",
 ]
 
@@ -236,21 +241,78 @@ def cached_generate(
     return [found[k] for k in keys]
 
 
-BACKENDS = ("hf", "openai")
+BACKEND_CLASSES = {
+    "hf": "emoscope.llm.hf:HFBackend",
+    "openai": "emoscope.llm.openai:OpenAIBackend",
+}
+"""Short backend names and the classes they build, imported on first use (no torch or httpx
+until a backend is built; and the implementations import this module, not the reverse)."""
+
+BACKENDS = tuple(BACKEND_CLASSES)
 
 
-def load_backend(kind: str, model: str, **kwargs: Any) -> ChatBackend:
-    """Build a backend by name: ``"hf"`` (local transformers model) or ``"openai"`` (server).
+def load_backend(kind: str, model: str | None = None, **kwargs: Any) -> ChatBackend:
+    """Build a chat backend from a short name or a dotted path.
 
-    ``kwargs`` go to :class:`emoscope.llm.hf.HFBackend` or
-    :class:`emoscope.llm.openai.OpenAIBackend`.
+    * ``"hf"`` (a local transformers model, :class:`emoscope.llm.hf.HFBackend`) or ``"openai"``
+      (a server, :class:`emoscope.llm.openai.OpenAIBackend`): called as ``Class(model,
+      **kwargs)``; ``model`` is required;
+    * a dotted path ``package.module:Factory`` (or ``package.module.Factory``) is imported and
+      called as ``Factory(model, **kwargs)`` (or ``Factory(**kwargs)`` without a model).
+
+    Raises:
+        EmoscopeError: the backend cannot be found or built, or has no ``generate()``.
     """
-    if kind == "hf":
-        from emoscope.llm.hf import HFBackend
+    if is_dotted_path(kind):
+        factory = import_object(kind, "backend")
+        backend = factory(model, **kwargs) if model is not None else factory(**kwargs)
+    elif kind in BACKEND_CLASSES:
+        if model is None:
+            raise EmoscopeError(f"backend {kind!r} needs a model (--model)")
+        backend = import_object(BACKEND_CLASSES[kind], "backend")(model, **kwargs)
+    else:
+        raise EmoscopeError(
+            f"unknown LLM backend {kind!r}; expected one of: {', '.join(BACKENDS)} "
+            "or a dotted path 'package.module:Factory'"
+        )
+    if not callable(getattr(backend, "generate", None)):
+        raise EmoscopeError(f"{kind!r} did not produce a backend with generate()")
+    return cast(ChatBackend, backend)
 
-        return HFBackend(model, **kwargs)
-    if kind == "openai":
-        from emoscope.llm.openai import OpenAIBackend
 
-        return OpenAIBackend(model, **kwargs)
-    raise EmoscopeError(f"unknown LLM backend {kind!r}; expected one of: {', '.join(BACKENDS)}")
+def generate_texts(
+    backend: Any,
+    conversations: Sequence[Sequence[Mapping[str, str]]],
+    *,
+    max_new_tokens: int | None = None,
+    temperature: float | None = None,
+) -> list[str]:
+    """Call ``backend.generate`` and return plain strings, one per conversation.
+
+    ``backend`` is anything with ``generate(conversations, **options) -> list`` whose results
+    are strings or have ``.text`` (a :class:`ChatBackend` or a simpler stand-in).
+    ``max_new_tokens`` and ``temperature`` are passed only if the backend's ``generate``
+    accepts them (by name or through ``**kwargs``).
+    """
+    if not conversations:
+        return []
+    gen = getattr(backend, "generate", None)
+    if gen is None:
+        raise EmoscopeError(f"{type(backend).__name__} has no generate() method; not a backend")
+    options: dict[str, Any] = {}
+    params: Mapping[str, inspect.Parameter]
+    try:
+        params = inspect.signature(gen).parameters
+    except (TypeError, ValueError):
+        params = {}
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for name, value in (("max_new_tokens", max_new_tokens), ("temperature", temperature)):
+        if value is not None and (var_kw or name in params):
+            options[name] = value
+    convs = [[dict(m) for m in c] for c in conversations]
+    results = list(gen(convs, **options))
+    if len(results) != len(convs):
+        raise EmoscopeError(
+            f"backend returned {len(results)} generations for {len(convs)} conversations"
+        )
+    return [r if isinstance(r, str) else str(getattr(r, "text", r)) for r in results]

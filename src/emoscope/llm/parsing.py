@@ -36,6 +36,7 @@ __all__ = [
     "parse_answer",
     "parse_confidence",
     "parse_json_object",
+    "parse_label",
     "strip_thinking",
     "synonyms_for",
 ]
@@ -235,6 +236,21 @@ def match_labels(
     if fuzzy:
         return _dedupe(fuzzy), "fuzzy"
     return (), "unknown"
+
+
+def parse_label(text: str, labels: Sequence[str]) -> str | None:
+    """The label mentioned first in a generated answer (case-insensitive, whole words).
+
+    The plain rule of the zero-shot probe baseline and the built-in stimulus tasks; recognisers
+    use :func:`match_labels`, which also knows synonyms, near-misses and quoted text.
+    """
+    low = text.lower()
+    best: tuple[int, str] | None = None
+    for lab in labels:
+        m = re.search(rf"\b{re.escape(lab.lower())}\b", low)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), lab)
+    return None if best is None else best[1]
 
 
 def _answer_candidates(text: str) -> list[tuple[str, bool]]:

@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emoscope import __version__
 from emoscope._io import write_json
+from emoscope._version import __version__
 from emoscope.errors import EmoscopeError
 from emoscope.llm.base import ChatBackend, load_backend
 from emoscope.llm.prompting import (

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from emoscope._imports import import_object
 from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy
@@ -178,22 +179,6 @@ def available_recognizers() -> list[str]:
     return sorted(set(_BUILTIN_MODULES) | set(_REGISTRY))
 
 
-def _import_dotted(path: str) -> Any:
-    module_name, sep, attr = path.partition(":")
-    if not sep:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise EmoscopeError(f"recogniser path {path!r} should look like 'package.module:Class'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise EmoscopeError(f"cannot import {module_name!r} for recogniser {path!r}: {e}") from e
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise EmoscopeError(f"module {module_name!r} has no attribute {attr!r}") from None
-
-
 def load_recognizer(name: str, **kwargs: Any) -> Recognizer:
     """Build a recogniser from a short name (``lexicon``, ``default`` ...) or a dotted path.
 
@@ -211,7 +196,7 @@ def load_recognizer(name: str, **kwargs: Any) -> Recognizer:
     if name in _REGISTRY:
         factory: Callable[..., Any] = _REGISTRY[name]
     elif "." in name or ":" in name:
-        factory = _import_dotted(name)
+        factory = import_object(name, "recogniser")
     else:
         raise EmoscopeError(
             f"unknown recogniser {name!r}; expected one of: {', '.join(available_recognizers())} "

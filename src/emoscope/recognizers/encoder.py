@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from emoscope import __version__
 from emoscope._io import atomic_open, write_json
+from emoscope._version import __version__
 from emoscope.base_model import ResolvedModel, resolve_base_model
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix

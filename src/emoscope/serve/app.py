@@ -52,8 +52,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from emoscope import __version__
 from emoscope._io import write_text
+from emoscope._version import __version__
 from emoscope._views import route
 from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import EmoscopeError

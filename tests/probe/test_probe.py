@@ -24,11 +24,9 @@ from emoscope.llm.base import Generation
 from emoscope.probe import (
     LinearProbe,
     MLPProbe,
-    bootstrap_ci,
     classification_scores,
     fit_probe,
     malleability,
-    parse_label,
     persistence_curve,
     plot_layer_curves,
     prepare_probe_data,
@@ -90,33 +88,6 @@ def test_balanced_class_weight_helps_minority_class() -> None:
     assert balanced.predict(x).sum() > plain.predict(x).sum()
 
 
-def test_scores_match_scikit_learn() -> None:
-    sk = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(3)
-    for _ in range(5):
-        yt = rng.integers(0, 5, 80)
-        yp = rng.integers(0, 6, 80)
-        acc, f1 = classification_scores(yt, yp)
-        assert acc == pytest.approx(sk.accuracy_score(yt, yp))
-        assert f1 == pytest.approx(sk.f1_score(yt, yp, average="macro", zero_division=0))
-    with pytest.raises(ValueError):
-        classification_scores(np.array([1]), np.array([1, 2]))
-
-
-def test_bootstrap_ci_brackets_estimate_and_shrinks() -> None:
-    rng = np.random.default_rng(0)
-    small_t, large_t = rng.integers(0, 3, 100), rng.integers(0, 3, 2000)
-    small_p = np.where(rng.random(100) < 0.7, small_t, (small_t + 1) % 3)
-    large_p = np.where(rng.random(2000) < 0.7, large_t, (large_t + 1) % 3)
-    ci_s = bootstrap_ci(small_t, small_p, n_boot=500)
-    ci_l = bootstrap_ci(large_t, large_p, n_boot=500)
-    acc_s, f1_s = classification_scores(small_t, small_p)
-    assert ci_s["accuracy"][0] <= acc_s <= ci_s["accuracy"][1]
-    assert ci_s["macro_f1"][0] <= f1_s <= ci_s["macro_f1"][1]
-    width = lambda ci: ci[1] - ci[0]  # noqa: E731
-    assert width(ci_l["accuracy"]) < width(ci_s["accuracy"]) / 2
-
-
 def test_probe_layers_on_planted_layer() -> None:
     x, y = _clusters(400, d=16, k=3)
     noise = np.random.default_rng(5).normal(size=x.shape).astype(np.float32)
@@ -156,14 +127,6 @@ def test_prepare_probe_data_drops_multilabel_and_subsamples() -> None:
     empty = Dataset("toy", "test", [Example("x", ("joy", "fear"))], taxonomy=tax)
     with pytest.raises(EmoscopeError, match="no single-label"):
         prepare_probe_data(train, empty)
-
-
-def test_parse_label() -> None:
-    labels = ["anger", "joy", "sadness"]
-    assert parse_label("Joy.", labels) == "joy"
-    assert parse_label("It is sadness, not joy", labels) == "sadness"
-    assert parse_label("enjoyment", labels) is None
-    assert parse_label("", labels) is None
 
 
 class ScriptedBackend:
