@@ -43,7 +43,7 @@ from emoscope.base_model import ResolvedModel, resolve_base_model
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix
 from emoscope.prediction import EmotionPrediction
-from emoscope.recognizers.base import Input, Target, flatten_inputs, register
+from emoscope.recognizers.base import Input, RecognizerMixin, Target, flatten_inputs, register
 
 __all__ = [
     "EncoderConfig",
@@ -440,7 +440,7 @@ def _reweight_neutral(p: np.ndarray, taxonomy: Taxonomy, weight: float) -> np.nd
 
 @register("default")
 @register("encoder")
-class EncoderRecognizer:
+class EncoderRecognizer(RecognizerMixin):
     """Emotion recogniser over texts and conversations using emoscope's fine-tuned MiniLM.
 
     Args:
@@ -519,16 +519,6 @@ class EncoderRecognizer:
         return (h * m).sum(1), m.sum(1)
 
     # -- introspection ----------------------------------------------------------------------
-    @property
-    def taxonomy(self) -> Taxonomy:
-        """The output taxonomy."""
-        return self._taxonomy
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Output labels, in taxonomy order."""
-        return self._taxonomy.labels
-
     @property
     def heads(self) -> list[str]:
         """Names of the model's heads."""
