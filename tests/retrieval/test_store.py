@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from emoscope import retrieval
+from emoscope.retrieval import store as retrieval
 from emoscope.datasets import load_dataset
 from emoscope.errors import EmoscopeError
 from emoscope.retrieval import DemonstrationStore, Hit, Item, Query, SentenceEncoder, item_id
