@@ -206,7 +206,7 @@ def load_store(
         store.index_type == "hnsw"
         and index_file.is_file()
         and faiss_module() is not None
-        and not store._hnsw.from_bytes(index_file.read_bytes(), len(items), int(dim))
+        and not store._hnsw.from_bytes(index_file.read_bytes(), len(items), vectors.shape[1])
     ):
         _log.warning("ignoring %s: it does not match the stored vectors", index_file)
     return store
