@@ -39,7 +39,7 @@ from torch import nn
 
 from emoscope import __version__
 from emoscope._io import atomic_open, write_json
-from emoscope.base_model import ResolvedModel, resolve_base_model
+from emoscope.base_model import DEFAULT_BASE_MODEL, ResolvedModel, resolve_base_model
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy, mapping_matrix
 from emoscope.prediction import EmotionPrediction
@@ -95,7 +95,7 @@ class HeadConfig:
 class EncoderConfig:
     """Everything needed to rebuild an :class:`EncoderRecognizer` besides its weights."""
 
-    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    base_model: str = DEFAULT_BASE_MODEL
     n_frozen_layers: int = 3
     max_seq_length: int = 128
     max_turns: int = 32
