@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,19 +52,11 @@ class Item:
     vad: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` reads it back."""
-        return {
-            "id": self.id,
-            "text": self.text,
-            "label": self.label,
-            "labels": list(self.labels),
-            "source": self.source,
-            "speaker": self.speaker,
-            "dialogue_id": self.dialogue_id,
-            "dataset_id": self.dataset_id,
-            "taxonomy": self.taxonomy,
-            "vad": None if self.vad is None else list(self.vad),
-        }
+        """A JSON-ready dict (the fields in order); :meth:`from_dict` reads it back."""
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        d["vad"] = None if self.vad is None else list(self.vad)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Item:
