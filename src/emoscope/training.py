@@ -42,7 +42,7 @@ from emoscope.metrics import (
     expected_calibration_error,
     pearson_r,
 )
-from emoscope.recognizers.encoder import (
+from emoscope.recognizers.encoder_model import (
     EmotionEncoder,
     EncoderConfig,
     HeadConfig,
