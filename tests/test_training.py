@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from emoscope import Dialogue, Utterance
+from emoscope.base_model import DEFAULT_BASE_MODEL
 from emoscope.errors import EmoscopeError
-from emoscope.recognizers.encoder import EncoderRecognizer
-from emoscope.training import RIDGE_ALPHAS, TrainConfig, train
+from emoscope.recognizers.encoder import EncoderConfig, EncoderRecognizer
+from emoscope.training import ARCHITECTURE, RIDGE_ALPHAS, TrainConfig, train
 
 
 def _tiny(base_model: Path, data_root: Path, **settings: Any) -> TrainConfig:
@@ -23,6 +24,24 @@ def _tiny(base_model: Path, data_root: Path, **settings: Any) -> TrainConfig:
     return TrainConfig(
         base_model=str(base_model), data_root=str(data_root), **{**sized, **settings}
     )
+
+
+def test_train_config_derives_the_architecture_from_encoder_config() -> None:
+    # one source of defaults: the architecture fields default to EncoderConfig's
+    fresh, enc = TrainConfig(), EncoderConfig()
+    assert enc.base_model == DEFAULT_BASE_MODEL
+    assert {name: getattr(fresh, name) for name in ARCHITECTURE} == {
+        name: getattr(enc, name) for name in ARCHITECTURE
+    }
+    tc = TrainConfig(base_model="some/model", n_frozen_layers=5, max_turns=7, context_layers=2)
+    built = tc.encoder_config()
+    assert (built.base_model, built.n_frozen_layers, built.max_turns, built.context_layers) == (
+        "some/model",
+        5,
+        7,
+        2,
+    )
+    assert built.max_seq_length == enc.max_seq_length and built.heads == []
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from typing import Any
 
 from emoscope.labels import Taxonomy, map_prediction
 from emoscope.prediction import EmotionPrediction
-from emoscope.recognizers.base import Input, Recognizer
+from emoscope.recognizers.base import Input, Recognizer, RecognizerMixin
 
 __all__ = ["MappedRecognizer", "native_view", "route"]
 
@@ -42,23 +42,13 @@ def native_view(rec: Recognizer, taxonomy: Taxonomy) -> Recognizer | None:
     return view
 
 
-class MappedRecognizer:
+class MappedRecognizer(RecognizerMixin):
     """``recognizer`` with every prediction mapped into ``taxonomy``."""
 
     def __init__(self, recognizer: Recognizer, taxonomy: Taxonomy) -> None:
         self.recognizer = recognizer
         self.name = recognizer.name
         self._taxonomy = taxonomy
-
-    @property
-    def taxonomy(self) -> Taxonomy:
-        """The taxonomy predictions are mapped into."""
-        return self._taxonomy
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """The labels of :attr:`taxonomy`."""
-        return self._taxonomy.labels
 
     def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
         """The wrapped recogniser's predictions, mapped."""

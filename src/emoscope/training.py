@@ -42,7 +42,7 @@ from emoscope.metrics import (
     expected_calibration_error,
     pearson_r,
 )
-from emoscope.recognizers.encoder import (
+from emoscope.recognizers.encoder_model import (
     EmotionEncoder,
     EncoderConfig,
     HeadConfig,
@@ -54,7 +54,7 @@ from emoscope.recognizers.encoder import (
     storage_round,
 )
 
-__all__ = ["TrainConfig", "refit_vad_head", "train"]
+__all__ = ["ARCHITECTURE", "TrainConfig", "refit_vad_head", "train"]
 
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
@@ -69,9 +69,19 @@ BUILTIN_TASKS: dict[str, tuple[str, str | None]] = {
 }
 
 
+_ENCODER_DEFAULTS = EncoderConfig()
+ARCHITECTURE = ("base_model", "n_frozen_layers", "max_seq_length", "max_turns", "context_layers")
+"""The :class:`TrainConfig` fields that are :class:`EncoderConfig` fields (same name, same
+default): what the trained model is built from."""
+
+
 @dataclass
 class TrainConfig:
-    """Settings of a training run (all recorded in the saved model's config)."""
+    """Settings of a training run (all recorded in the saved model's config).
+
+    The fields named in :data:`ARCHITECTURE` go to the model's :class:`EncoderConfig`
+    (:meth:`encoder_config`) and default to its defaults; the others steer the training.
+    """
 
     tasks: tuple[str, ...] = ("meld", "emorynlp", "goemotions", "emobank")
     dataset_file: str | None = None
@@ -83,14 +93,15 @@ class TrainConfig:
     head_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.06
-    n_frozen_layers: int = 3
-    max_seq_length: int = 128
-    max_turns: int = 32
-    context_layers: int = 1
+    # The architecture (ARCHITECTURE): defaults are EncoderConfig's.
+    n_frozen_layers: int = _ENCODER_DEFAULTS.n_frozen_layers
+    max_seq_length: int = _ENCODER_DEFAULTS.max_seq_length
+    max_turns: int = _ENCODER_DEFAULTS.max_turns
+    context_layers: int = _ENCODER_DEFAULTS.context_layers
     seed: int = 13
     limit: int | None = None
     data_root: str | None = None
-    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    base_model: str = _ENCODER_DEFAULTS.base_model
     default_taxonomy: str | None = None
     task_weights: dict[str, float] = field(default_factory=dict)
     # At most this many training units of a task per epoch (a fresh random subset each epoch).
@@ -102,6 +113,10 @@ class TrainConfig:
     # Multi-label tasks trained on soft targets: each text's gold label set as a uniform
     # distribution, KL divergence to one softmax, instead of independent sigmoids.
     soft_targets: tuple[str, ...] = ()
+
+    def encoder_config(self) -> EncoderConfig:
+        """The architecture of the model this run trains (heads are added by :func:`train`)."""
+        return EncoderConfig(**{name: getattr(self, name) for name in ARCHITECTURE})
 
 
 @dataclass
@@ -548,13 +563,7 @@ def train(
     check_writable(out_dir, folder=True)  # before the work, not after it
     _seed(tc.seed)
     t0 = time.perf_counter()
-    heads_cfg = EncoderConfig(
-        base_model=tc.base_model,
-        n_frozen_layers=tc.n_frozen_layers,
-        max_seq_length=tc.max_seq_length,
-        max_turns=tc.max_turns,
-        context_layers=tc.context_layers,
-    )
+    heads_cfg = tc.encoder_config()
     cache = _TextCache()
     tasks = _load_tasks(tc, cache, heads_cfg)
     _curriculum(tasks, tc.curriculum)

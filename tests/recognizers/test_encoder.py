@@ -146,3 +146,10 @@ def test_a_float16_only_model_file_still_loads() -> None:
     state = {"w": torch.randn(300, 300)}
     legacy = {k: v.half() for k, v in state.items()}
     torch.testing.assert_close(decode_weights(legacy)["w"], state["w"].half().float())
+
+
+def test_the_network_is_importable_where_it_was() -> None:
+    from emoscope.recognizers import encoder, encoder_model
+
+    for name in encoder_model.__all__:
+        assert getattr(encoder, name) is getattr(encoder_model, name), name

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from emoscope._version import __version__
 from emoscope.cli._common import (
     DataRootOpt,
     LimitOpt,
@@ -27,7 +28,6 @@ from emoscope.cli._common import (
     load_recognizer_or_default,
     note,
 )
-from emoscope._version import __version__
 from emoscope.errors import EmoscopeError
 from emoscope.recognizers.base import check_text, max_text_chars, unicode_problem
 from emoscope.recognizers.default import default_recognizer_name

@@ -24,7 +24,6 @@ from emoscope.datasets._common import (
     DataWarning,
     data_root,
     dataset_dir,
-    dataset_status,
     load_dataset,
 )
 from emoscope.datasets.base import Dataset, Example
@@ -47,6 +46,7 @@ from emoscope.datasets.generic import (
 )
 from emoscope.datasets.goemotions import load_goemotions
 from emoscope.datasets.meld import load_meld
+from emoscope.datasets.status import dataset_status
 
 __all__ = [
     "DATASETS",

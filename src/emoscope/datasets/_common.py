@@ -1,7 +1,7 @@
 """Machinery shared by the dataset readers.
 
-* where the data lives (:func:`data_root`, :func:`dataset_dir`) and what each dataset looks like
-  on disk (:data:`DATASETS`);
+* where the data lives (:func:`data_root`, :func:`dataset_dir`; what each dataset looks like on
+  disk is data: :mod:`emoscope.datasets.registry`);
 * strict UTF-8 reading that reports the line of a bad byte;
 * CSV/TSV, JSONL and JSON-array iteration that yields the 1-based line where each record
   *starts* (for a CSV record with a quoted multi-line field, the line of its first character);
@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import os
@@ -25,6 +26,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from emoscope.datasets.base import Dataset, Example
+from emoscope.datasets.registry import DATASETS, DatasetInfo, get_info
 from emoscope.dialogue import Dialogue, Utterance
 from emoscope.errors import DataError, DatasetNotFoundError, EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy, map_label
@@ -42,159 +44,6 @@ class DatasetOptionError(EmoscopeError, ValueError):
 
 class DataWarning(UserWarning):
     """Emitted when ``skip_bad=True`` made a reader skip malformed records."""
-
-
-# --------------------------------------------------------------------------------------------
-# Registry
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What emoscope knows about one dataset: where its files are and how to cite it.
-
-    Attributes:
-        name: the name used by :func:`load_dataset` and the CLI.
-        title: the display name.
-        folder: the sub-directory of the data root holding the files.
-        taxonomy: the name of the gold-label taxonomy (``None`` for VAD data and benchmarks).
-        conversational: whether examples are utterances inside dialogues.
-        files: file name per split (several splits may share one file, see ``split_column``).
-        citation: the paper to cite.
-        licence: the licence of the original release.
-        url: where to obtain the data.
-        multi_label: whether an example may carry several labels.
-        has_header: whether the files start with a header row (for row counting).
-        split_column: the column that assigns rows to splits when all splits share a file.
-        extra_files: further files the reader uses when present.
-    """
-
-    name: str
-    title: str
-    folder: str
-    taxonomy: str | None
-    conversational: bool
-    files: dict[str, str]
-    citation: str
-    licence: str
-    url: str
-    multi_label: bool = False
-    has_header: bool = True
-    split_column: str | None = None
-    extra_files: tuple[str, ...] = ()
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    i.name: i
-    for i in [
-        DatasetInfo(
-            name="meld",
-            title="MELD",
-            folder="meld",
-            taxonomy="meld",
-            conversational=True,
-            files={s: f"{s}_sent_emo.csv" for s in SPLITS},
-            citation="Poria, S., Hazarika, D., Majumder, N., Naik, G., Cambria, E., & Mihalcea, "
-            "R. (2019). MELD: A Multimodal Multi-Party Dataset for Emotion Recognition in "
-            "Conversations. ACL 2019.",
-            licence="GPL-3.0",
-            url="https://github.com/declare-lab/MELD",
-        ),
-        DatasetInfo(
-            name="emorynlp",
-            title="EmoryNLP",
-            folder="emorynlp",
-            taxonomy="emorynlp",
-            conversational=True,
-            files={s: f"emorynlp_{s}_final.csv" for s in SPLITS},
-            citation="Zahiri, S. M., & Choi, J. D. (2018). Emotion Detection on TV Show "
-            "Transcripts with Sequence-based Convolutional Neural Networks. AAAI-18 Workshop "
-            "on Affective Content Analysis.",
-            licence="Apache-2.0",
-            url="https://github.com/emorynlp/emotion-detection",
-        ),
-        DatasetInfo(
-            name="goemotions",
-            title="GoEmotions",
-            folder="goemotions",
-            taxonomy="goemotions",
-            conversational=False,
-            files={s: f"{s}.tsv" for s in SPLITS},
-            citation="Demszky, D., Movshovitz-Attias, D., Ko, J., Cowen, A., Nemade, G., & "
-            "Ravi, S. (2020). GoEmotions: A Dataset of Fine-Grained Emotions. ACL 2020.",
-            licence="Apache-2.0",
-            url="https://github.com/google-research/google-research/tree/master/goemotions",
-            multi_label=True,
-            has_header=False,
-            extra_files=("labels.txt",),
-        ),
-        DatasetInfo(
-            name="emobank",
-            title="EmoBank",
-            folder="emobank",
-            taxonomy=None,
-            conversational=False,
-            files=dict.fromkeys(SPLITS, "emobank.csv"),
-            citation="Buechel, S., & Hahn, U. (2017). EmoBank: Studying the Impact of "
-            "Annotation Perspective and Representation Format on Dimensional Emotion "
-            "Analysis. EACL 2017.",
-            licence="CC-BY-SA-4.0",
-            url="https://github.com/JULIELab/EmoBank",
-            split_column="split",
-            extra_files=("reader.csv", "writer.csv", "individual_reader_ratings.csv"),
-        ),
-        DatasetInfo(
-            name="emobench",
-            title="EmoBench",
-            folder="emobench",
-            taxonomy=None,
-            conversational=False,
-            files={"EU": "EU.jsonl", "EA": "EA.jsonl"},
-            citation="Sabour, S., Liu, S., Zhang, Z., Liu, J. M., Zhou, J., Sunaryo, A. S., "
-            "Li, J., Lee, T. M. C., Mihalcea, R., & Huang, M. (2024). EmoBench: Evaluating "
-            "the Emotional Intelligence of Large Language Models. ACL 2024.",
-            licence="MIT",
-            url="https://github.com/Sahandfer/EmoBench",
-            has_header=False,
-        ),
-        DatasetInfo(
-            name="eqbench",
-            title="EQ-Bench",
-            folder="eqbench",
-            taxonomy=None,
-            conversational=True,
-            files={"test": "eq_bench_v2_questions_171.json"},
-            citation="Paech, S. J. (2023). EQ-Bench: An Emotional Intelligence Benchmark for "
-            "Large Language Models. arXiv:2312.06281.",
-            licence="MIT",
-            url="https://github.com/EQ-bench/EQ-Bench",
-            has_header=False,
-        ),
-        DatasetInfo(
-            name="esconv",
-            title="ESConv",
-            folder="esconv",
-            taxonomy=None,
-            conversational=True,
-            files={"dev": "dev_with_strategy.tsv", "test": "test_with_strategy.tsv"},
-            citation="Liu, S., Zheng, C., Demasi, O., Sabour, S., Li, Y., Yu, Z., Jiang, Y., & "
-            "Huang, M. (2021). Towards Emotional Support Dialog Systems. ACL 2021.",
-            licence="CC-BY-NC-4.0",
-            url="https://github.com/thu-coai/Emotional-Support-Conversation",
-            has_header=False,
-            extra_files=("strategy.json", "failed_esconv.json"),
-        ),
-    ]
-}
-
-
-def get_info(name: str) -> DatasetInfo:
-    """The registry record of a dataset (name is case-insensitive)."""
-    info = DATASETS.get(name.strip().lower())
-    if info is None:
-        raise DatasetNotFoundError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}"
-        )
-    return info
 
 
 def normalize_split(split: str, allowed: Sequence[str] = SPLITS) -> str:
@@ -737,6 +586,16 @@ def register_loader(name: str, loader: Loader) -> None:
     _LOADERS[name] = loader
 
 
+def _reader_options(loader: Loader) -> dict[str, Any]:
+    """The options a reader owns (its keyword-only arguments besides ``taxonomy`` and
+    ``skip_bad``), with their defaults."""
+    return {
+        p.name: p.default
+        for p in inspect.signature(loader).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("taxonomy", "skip_bad")
+    }
+
+
 def load_dataset(
     name: str,
     split: str = "test",
@@ -744,7 +603,7 @@ def load_dataset(
     *,
     taxonomy: str | None = None,
     skip_bad: bool = False,
-    perspective: str = "combined",
+    **options: Any,
 ) -> Dataset:
     """Load a split of a known labelled dataset.
 
@@ -757,90 +616,33 @@ def load_dataset(
             de-duplicated, keeping order.
         skip_bad: skip malformed records (counted in ``Dataset.skipped``, reported in a
             :class:`DataWarning`) instead of raising :class:`~emoscope.errors.DataError`.
-        perspective: EmoBank only: ``combined``, ``reader`` or ``writer``.
+        options: options of the dataset's own reader, e.g. EmoBank's ``perspective``
+            (``combined``, ``reader`` or ``writer``; see :func:`load_emobank`). Another
+            reader's option is accepted at its default value and refused otherwise.
 
     Raises:
         DatasetNotFoundError: unknown dataset or missing files (the message says where the
             files were looked for and where to get them).
+        DatasetOptionError: an option the dataset's reader does not have.
         DataError: a malformed record (file, line and expected format in the message).
     """
     info = get_info(name)
     loader = _LOADERS.get(info.name)
     if loader is None:
-        hint = {
-            "emobench": "load_emobench()",
-            "eqbench": "load_eqbench()",
-            "esconv": "load_esconv()",
-        }.get(info.name)
         raise DatasetOptionError(
             f"{info.title} is not a labelled-text dataset"
-            + (f"; use emoscope.datasets.{hint}" if hint else "")
+            + (f"; use emoscope.datasets.{info.reader}()" if info.reader else "")
         )
-    if info.name == "emobank":
-        return loader(split, root, taxonomy=taxonomy, skip_bad=skip_bad, perspective=perspective)
-    if perspective != "combined":
-        raise DatasetOptionError(f"perspective={perspective!r} applies to EmoBank only")
-    return loader(split, root, taxonomy=taxonomy, skip_bad=skip_bad)
-
-
-# --------------------------------------------------------------------------------------------
-# Status
-
-
-def _split_counts(path: Path, column: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                key = (row.get(column) or "").strip()
-                counts[key] = counts.get(key, 0) + 1
-    except (UnicodeDecodeError, csv.Error):
-        return {}
-    return counts
-
-
-def dataset_status(root: str | Path | None = None) -> list[dict[str, Any]]:
-    """Which known datasets are present under the data root, for ``emoscope datasets``.
-
-    Returns one dict per dataset with keys ``name``, ``title``, ``present`` (all split files
-    found), ``path`` (the dataset folder), ``splits`` (split → record count, for the files
-    found; counted by lines, so approximate for CSVs with multi-line fields), ``missing``
-    (paths not found), ``taxonomy``, ``conversational``, ``citation``, ``licence`` and ``get``
-    (the URL to obtain the data).
-    """
-    out: list[dict[str, Any]] = []
-    for info in DATASETS.values():
-        folder = dataset_dir(info.name, root)
-        splits: dict[str, int] = {}
-        missing: list[str] = []
-        per_split: dict[str, int] = {}
-        if info.split_column is not None:
-            shared = folder / next(iter(info.files.values()))
-            if shared.is_file():
-                per_split = _split_counts(shared, info.split_column)
-        for split, fname in info.files.items():
-            path = folder / fname
-            if not path.is_file():
-                if str(path) not in missing:
-                    missing.append(str(path))
-                continue
-            if info.split_column is not None:
-                splits[split] = per_split.get(split, 0)
-            else:
-                splits[split] = count_records(path, has_header=info.has_header)
-        out.append(
-            {
-                "name": info.name,
-                "title": info.title,
-                "present": not missing,
-                "path": str(folder),
-                "splits": splits,
-                "missing": missing,
-                "taxonomy": info.taxonomy,
-                "conversational": info.conversational,
-                "citation": info.citation,
-                "licence": info.licence,
-                "get": info.url,
-            }
-        )
-    return out
+    own = _reader_options(loader)
+    for key, value in list(options.items()):
+        if key in own:
+            continue
+        owners = {n: _reader_options(f) for n, f in _LOADERS.items()}
+        titles = [DATASETS[n].title for n, opts in owners.items() if key in opts]
+        if not titles:
+            raise DatasetOptionError(f"unknown dataset option {key!r}")
+        if all(opts[key] == value for opts in owners.values() if key in opts):
+            del options[key]  # another reader's option at its default: nothing to apply
+            continue
+        raise DatasetOptionError(f"{key}={value!r} applies to {' and '.join(titles)} only")
+    return loader(split, root, taxonomy=taxonomy, skip_bad=skip_bad, **options)

@@ -1,4 +1,5 @@
-"""The :class:`Recognizer` protocol and the registry that finds recognisers by name."""
+"""The :class:`Recognizer` protocol, the :class:`RecognizerMixin` recognisers share, and the
+registry that finds recognisers by name."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_TEXT_CHARS_ENV",
     "Recognizer",
+    "RecognizerMixin",
     "Target",
     "available_recognizers",
     "check_text",
@@ -148,6 +150,53 @@ def flatten_inputs(inputs: Sequence[Input], *, check: bool = True) -> list[Targe
                 where = f"input {n}" if t.dialogue is None else f"input {n}, utterance {t.index}"
                 check_text(t.text, where, limit)
     return targets
+
+
+class RecognizerMixin:
+    """The part every emoscope recogniser shares; subclass it to write a new one.
+
+    A subclass sets ``name`` and ``self._taxonomy`` (a :class:`~emoscope.labels.Taxonomy`) and
+    gets :attr:`taxonomy` and :attr:`labels`. A recogniser that reads each text on its own
+    implements ``_predict_text(text) -> EmotionPrediction`` and inherits :meth:`predict`, which
+    checks and expands the inputs (:func:`flatten_inputs`) and calls it once per text and per
+    dialogue utterance; one that reads context or batches overrides :meth:`predict`.
+
+    **Persistence.** A recogniser that can be written to disk offers ``save(path) -> Path`` (the
+    file or folder written, atomically) and the classmethod ``load(path, **options)`` taking the
+    constructor's options, such that ``type(rec).load(rec.save(p))`` predicts as ``rec`` does.
+
+    **Training.** New trainable components follow scikit-learn, as the probes of
+    :mod:`emoscope.probe` do: hyper-parameters go to ``__init__``, ``fit(X, y)`` learns in place
+    and returns ``self``, then ``predict``/``predict_proba`` (and ``save``/``load`` as above); see
+    ``docs/recognizers.md``. Two older shapes
+    remain for compatibility: :meth:`LexiconRecognizer.fit
+    <emoscope.recognizers.lexicon.LexiconRecognizer.fit>` is a classmethod returning a new
+    recogniser, and :func:`emoscope.training.train` writes a model folder that
+    :class:`~emoscope.recognizers.encoder.EncoderRecognizer` loads (fine-tuning runs for hours
+    and checkpoints to that folder, so it is a function of a config, not a method).
+    """
+
+    name: str
+    _taxonomy: Taxonomy
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The taxonomy of the labels in this recogniser's predictions."""
+        return self._taxonomy
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels this recogniser predicts, in the order of its taxonomy."""
+        return self._taxonomy.labels
+
+    def _predict_text(self, text: str) -> EmotionPrediction:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _predict_text(text) or override predict()"
+        )
+
+    def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
+        """Predict each text and each utterance of a dialogue on its own, in input order."""
+        return [self._predict_text(t.text) for t in flatten_inputs(inputs)]
 
 
 _REGISTRY: dict[str, Callable[..., Recognizer]] = {}

@@ -41,11 +41,10 @@ from typing import Any
 import numpy as np
 
 from emoscope._io import atomic_open
-from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy
 from emoscope.prediction import EmotionPrediction
-from emoscope.recognizers.base import flatten_inputs, register
+from emoscope.recognizers.base import RecognizerMixin, register
 
 __all__ = ["DEFAULT_LEXICON", "LexiconRecognizer", "tokenize"]
 
@@ -125,7 +124,7 @@ def _label_sets(labels: Sequence[str | Sequence[str]], tax: Taxonomy) -> list[se
 
 
 @register("lexicon")
-class LexiconRecognizer:
+class LexiconRecognizer(RecognizerMixin):
     """Emotion recogniser scoring texts with a learned word–label association lexicon.
 
     Predictions are distributions over the ``goemotions`` taxonomy (``multi_label=False``;
@@ -182,8 +181,8 @@ class LexiconRecognizer:
         vad: np.ndarray,
     ) -> None:
         self.header = header
-        self._tax = get_taxonomy(header.get("taxonomy", "goemotions"))
-        if list(header.get("labels", [])) != list(self._tax.labels):
+        self._taxonomy = get_taxonomy(header.get("taxonomy", "goemotions"))
+        if list(header.get("labels", [])) != list(self._taxonomy.labels):
             raise EmoscopeError("lexicon labels do not match the goemotions taxonomy")
         self._vocab = vocab
         self._index = {w: i for i, w in enumerate(vocab)}
@@ -204,16 +203,6 @@ class LexiconRecognizer:
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = float(temperature)
-
-    @property
-    def taxonomy(self) -> Taxonomy:
-        """The ``goemotions`` taxonomy."""
-        return self._tax
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """The 28 GoEmotions labels."""
-        return self._tax.labels
 
     @property
     def vocabulary(self) -> list[str]:
@@ -364,8 +353,9 @@ class LexiconRecognizer:
 
     # -- persistence --------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> None:
-        """Write the lexicon as a compressed ``.npz`` (float16 tables plus a JSON header)."""
+    def save(self, path: str | Path) -> Path:
+        """Write the lexicon as a compressed ``.npz`` (float16 tables plus a JSON header) and
+        return its path."""
         buf = io.BytesIO()
         np.savez_compressed(
             buf,
@@ -377,6 +367,7 @@ class LexiconRecognizer:
         )
         with atomic_open(path, "wb") as fh:
             fh.write(buf.getvalue())
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> LexiconRecognizer:
@@ -426,7 +417,7 @@ class LexiconRecognizer:
             v, a, d = (float(x) for x in np.clip(raw, -1.0, 1.0))
             vad = (v, a, d)
         else:
-            vad = self._tax.expected_vad(probs)
+            vad = self._taxonomy.expected_vad(probs)
         words = {
             self._vocab[i]: self.labels[int(row.argmax())]
             for i, row in zip(label_ids, rows, strict=True)
@@ -435,15 +426,11 @@ class LexiconRecognizer:
         return EmotionPrediction.from_scores(
             self.labels,
             probs,
-            self._tax.name,
+            self._taxonomy.name,
             vad=vad,
             cues={"words": words, "known_words": len(label_ids)},
             multi_label=False,
         )
-
-    def predict(self, inputs: Sequence[str | Dialogue]) -> list[EmotionPrediction]:
-        """Predict a GoEmotions distribution for each text and each utterance of a dialogue."""
-        return [self._predict_text(t.text) for t in flatten_inputs(inputs)]
 
 
 def _word_vad_means(

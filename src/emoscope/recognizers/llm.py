@@ -53,7 +53,7 @@ from emoscope.llm.prompting import (
 )
 from emoscope.models import encode_prompt
 from emoscope.prediction import EmotionPrediction
-from emoscope.recognizers.base import Input, Target, flatten_inputs, register
+from emoscope.recognizers.base import Input, RecognizerMixin, Target, flatten_inputs, register
 
 if TYPE_CHECKING:
     from emoscope.llm.scoring import LabelCalibration
@@ -208,7 +208,7 @@ def prediction_from_answer(
     )
 
 
-class LLMRecognizer:
+class LLMRecognizer(RecognizerMixin):
     """Emotion recognition by prompting a chat LLM (PRC-Emo: prompts + retrieval).
 
     Args:
@@ -437,16 +437,6 @@ class LLMRecognizer:
             )
         self._store_spec = store
         self._store: Any = None
-
-    @property
-    def taxonomy(self) -> Taxonomy:
-        """The taxonomy the model chooses labels from."""
-        return self._taxonomy
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """The labels this recogniser predicts."""
-        return self._taxonomy.labels
 
     @property
     def store(self) -> Any:

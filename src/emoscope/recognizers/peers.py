@@ -28,11 +28,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
-from emoscope.labels import Taxonomy, get_taxonomy
+from emoscope.labels import get_taxonomy
 from emoscope.prediction import EmotionPrediction
-from emoscope.recognizers.base import flatten_inputs, register
+from emoscope.recognizers.base import RecognizerMixin, register
 from emoscope.recognizers.lexicon import tokenize
 
 __all__ = ["NRCLexRecognizer", "VaderRecognizer"]
@@ -75,7 +74,7 @@ def _lemma(word: str, lexicon: Mapping[str, Any]) -> str | None:
 
 
 @register("nrclex")
-class NRCLexRecognizer:
+class NRCLexRecognizer(RecognizerMixin):
     """NRC EmoLex emotion counts through NRCLex, as a distribution over Plutchik's eight.
 
     Each prediction's probabilities are the shares of the eight emotions among the emotion
@@ -104,17 +103,7 @@ class NRCLexRecognizer:
             )
         # NRCLex keeps its loaded lexicon (word -> affect names) in this attribute.
         self._lexicon: Mapping[str, Sequence[str]] = self._nrc.__lexicon__
-        self._tax = get_taxonomy("plutchik")
-
-    @property
-    def taxonomy(self) -> Taxonomy:
-        """The ``plutchik`` taxonomy."""
-        return self._tax
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Plutchik's eight primary emotions."""
-        return self._tax.labels
+        self._taxonomy = get_taxonomy("plutchik")
 
     def _predict_text(self, text: str) -> EmotionPrediction:
         words = [w for w in (_lemma(t, self._lexicon) for t in tokenize(text)) if w is not None]
@@ -129,19 +118,19 @@ class NRCLexRecognizer:
         }
         if total == 0:
             probs = [1.0 / len(self.labels)] * len(self.labels)
-            return EmotionPrediction.from_scores(self.labels, probs, self._tax.name, cues=cues)
+            return EmotionPrediction.from_scores(self.labels, probs, self._taxonomy.name, cues=cues)
         probs = [c / total for c in counts]
         return EmotionPrediction.from_scores(
-            self.labels, probs, self._tax.name, vad=self._tax.expected_vad(probs), cues=cues
+            self.labels,
+            probs,
+            self._taxonomy.name,
+            vad=self._taxonomy.expected_vad(probs),
+            cues=cues,
         )
-
-    def predict(self, inputs: Sequence[str | Dialogue]) -> list[EmotionPrediction]:
-        """Score each text and each utterance of a dialogue on its own."""
-        return [self._predict_text(t.text) for t in flatten_inputs(inputs)]
 
 
 @register("vader")
-class VaderRecognizer:
+class VaderRecognizer(RecognizerMixin):
     """VADER sentiment as valence, spread over the Ekman labels by valence alone.
 
     Each prediction has ``vad = (compound, 0.0, 0.0)``; arousal and dominance are not measured
@@ -169,25 +158,11 @@ class VaderRecognizer:
         self._analyzer = SentimentIntensityAnalyzer()
         self._scores: Callable[[str], Mapping[str, float]] = self._analyzer.polarity_scores
         self.sigma = sigma
-        self._tax = get_taxonomy("ekman")
-
-    @property
-    def taxonomy(self) -> Taxonomy:
-        """The ``ekman`` taxonomy."""
-        return self._tax
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Ekman's six basic emotions and neutral."""
-        return self._tax.labels
+        self._taxonomy = get_taxonomy("ekman")
 
     def _predict_text(self, text: str) -> EmotionPrediction:
         scores = {k: float(v) for k, v in self._scores(text).items()}
         valence = max(-1.0, min(1.0, scores["compound"]))
         vad = (valence, 0.0, 0.0)
-        probs = self._tax.mixture(vad, sigma=self.sigma, dims=(0,))
-        return EmotionPrediction(probs=probs, taxonomy=self._tax.name, vad=vad, cues=scores)
-
-    def predict(self, inputs: Sequence[str | Dialogue]) -> list[EmotionPrediction]:
-        """Score each text and each utterance of a dialogue on its own."""
-        return [self._predict_text(t.text) for t in flatten_inputs(inputs)]
+        probs = self._taxonomy.mixture(vad, sigma=self.sigma, dims=(0,))
+        return EmotionPrediction(probs=probs, taxonomy=self._taxonomy.name, vad=vad, cues=scores)

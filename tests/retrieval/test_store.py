@@ -16,10 +16,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from emoscope import retrieval
+from emoscope.base_model import DEFAULT_BASE_MODEL
 from emoscope.datasets import load_dataset
 from emoscope.errors import EmoscopeError
 from emoscope.retrieval import DemonstrationStore, Hit, Item, Query, SentenceEncoder, item_id
+from emoscope.retrieval import index as retrieval_index
 
 faiss = pytest.importorskip("faiss")
 
@@ -79,7 +80,7 @@ def test_real_minilm_matches_sentence_transformers() -> None:
     st = pytest.importorskip("sentence_transformers")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     enc = SentenceEncoder()
-    if enc.name != retrieval.DEFAULT_BASE_MODEL:
+    if enc.name != DEFAULT_BASE_MODEL:
         pytest.skip("all-MiniLM-L6-v2 is not the resolved base model here")
     texts = ["Oh my God, you got the job!", "I am so sad today.", "Okay."]
     ref = st.SentenceTransformer(enc.location, device="cpu").encode(texts)
@@ -91,9 +92,9 @@ def test_real_minilm_matches_sentence_transformers() -> None:
 # Search correctness
 
 
-@pytest.mark.parametrize("chunk", [retrieval._ROW_CHUNK, 97])
+@pytest.mark.parametrize("chunk", [retrieval_index._ROW_CHUNK, 97])
 def test_exact_topk_matches_brute_force(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
-    monkeypatch.setattr(retrieval, "_ROW_CHUNK", chunk)  # 97 forces the chunk-merging path
+    monkeypatch.setattr(retrieval_index, "_ROW_CHUNK", chunk)  # 97 forces the chunk-merging path
     items, v = _random_items(1000, 16)
     store = DemonstrationStore(index="exact")
     store.add_items(items, v)
@@ -137,7 +138,7 @@ def test_hnsw_recall_on_random_set(monkeypatch: pytest.MonkeyPatch) -> None:
     ann.add_items([extra], q[:1])
     assert ann.search_vectors(q[:1], k=1)[0][0].id == "late/0"
     # "auto" switches to HNSW at the threshold
-    monkeypatch.setattr(retrieval, "AUTO_ANN_THRESHOLD", 100)
+    monkeypatch.setattr(retrieval_index, "AUTO_ANN_THRESHOLD", 100)
     auto = DemonstrationStore()
     auto.add_items(items[:99], v[:99])
     assert auto.index_type == "exact"
@@ -287,7 +288,7 @@ def test_round_trip_hnsw(encoder: SentenceEncoder, tmp_path: Path) -> None:
     assert (tmp_path / "ann" / "index.faiss").is_file()
     loaded = DemonstrationStore.load(tmp_path / "ann", encoder=encoder)
     assert loaded.index_type == "hnsw" and loaded.ef_search == 32
-    assert loaded._ann is not None  # the saved graph is reused, not rebuilt
+    assert loaded._hnsw.ann is not None  # the saved graph is reused, not rebuilt
     assert loaded.search_vectors(q, k=5) == before
     forced = DemonstrationStore.load(tmp_path / "ann", encoder=encoder, index="exact")
     assert forced.index_type == "exact"
