@@ -37,16 +37,9 @@ from typing import Any
 from emoscope import __version__
 from emoscope._io import write_json
 from emoscope.errors import EmoscopeError
-from emoscope.llm.base import ChatBackend, load_backend
-from emoscope.llm.prompting import (
-    VARIANTS,
-    CueGenerator,
-    Cues,
-    Demonstration,
-    PromptBuilder,
-    load_template,
-    template_for,
-)
+from emoscope.llm.base import ChatBackend
+from emoscope.llm.pipeline import PRCPipeline, load_llm
+from emoscope.llm.prompting import VARIANTS
 
 __all__ = [
     "SFTConfig",
@@ -181,8 +174,12 @@ def build_examples(
     cue_backend: ChatBackend | None = None,
     store: Any = None,
     progress: Callable[[str], None] | None = None,
+    data: Any = None,
 ) -> list[SFTExample]:
     """The training items of ``config``: PRC prompts of the labelled utterances, gold answers.
+
+    ``data`` is a :class:`~emoscope.datasets.Dataset` to use instead of loading
+    ``config.dataset``/``config.split`` (e.g. a chosen subset of whole dialogues).
 
     ``cue_backend`` answers the stage-1 prompts (default: built from ``config.cue_backend`` and
     ``config.cue_model``, i.e. the base model); ``store`` is the demonstration store (default:
@@ -194,9 +191,11 @@ def build_examples(
     from emoscope.recognizers.base import flatten_inputs
 
     config.check()
-    data = load_dataset(
-        config.dataset, config.split, root=config.data_root, taxonomy=config.taxonomy
-    ).limit(config.limit)
+    if data is None:
+        data = load_dataset(
+            config.dataset, config.split, root=config.data_root, taxonomy=config.taxonomy
+        )
+    data = data.limit(config.limit)
     if data.taxonomy is None:
         raise EmoscopeError(f"dataset {config.dataset!r} has no emotion labels to learn")
     tax = data.taxonomy
@@ -206,70 +205,59 @@ def build_examples(
             f"dataset {data.name!r}: {len(targets)} utterances but {len(data.examples)} examples"
         )
     difficulties = example_difficulties(data, CurriculumConfig(strategy=config.curriculum))
-    template = load_template(config.template) if config.template else template_for(tax)
-    builder = PromptBuilder(
-        template,
+    source = f"{data.name}-{data.split}"
+    if store is None and config.store and config.retrieve > 0:
+        from emoscope.retrieval import DemonstrationStore
+
+        store = DemonstrationStore.load(config.store)
+    if store is None and config.retrieve > 0:
+        from emoscope.retrieval import DemonstrationStore
+
+        _say(progress, f"embedding {len(data)} utterances for the demonstration store")
+        store = DemonstrationStore()
+        store.add_dataset(data, source=source)
+    own_backend = cue_backend is None and config.prompt == "prc"
+    if own_backend:
+        options = {
+            "device": config.device,
+            "dtype": config.dtype,
+            "load_in_4bit": config.load_in_4bit,
+            "base_url": config.cue_base_url,
+        }
+        cache = Path(config.cache_dir) / "responses.sqlite" if config.cache_dir else None
+        cue_backend = load_llm(
+            config.cue_backend, config.cue_model or config.base_model, options, cache=cache
+        )
+    pipeline = PRCPipeline.create(
         tax,
         config.prompt,
+        template=config.template,
         window=config.window,
         future=config.future,
         cue_window=config.cue_window,
+        k=config.retrieve,
+        store=store,
+        cue_llm=cue_backend,
+        cue_cache_dir=Path(config.cache_dir) / "cues" if config.cache_dir else None,
+        cue_max_new_tokens=config.cue_max_new_tokens,
+        progress=lambda done, total: _say(progress, f"stage-1 cues: {done}/{total} prompts"),
     )
+    from emoscope.retrieval import Query
 
-    cues: list[Cues] = [Cues()] * len(targets)
-    if config.prompt == "prc":
-        own_backend = cue_backend is None
-        if cue_backend is None:
-            options: dict[str, Any] = {}
-            if config.cue_backend == "openai":
-                options["base_url"] = config.cue_base_url
-            else:
-                options.update(
-                    device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit
-                )
-            if config.cache_dir:
-                options["cache"] = Path(config.cache_dir) / "responses.sqlite"
-            cue_backend = load_backend(
-                config.cue_backend, config.cue_model or config.base_model, **options
-            )
-        gen = CueGenerator(
-            cue_backend,
-            builder,
-            cache_dir=Path(config.cache_dir) / "cues" if config.cache_dir else None,
-            max_new_tokens=config.cue_max_new_tokens,
-            progress=lambda done, total: _say(progress, f"stage-1 cues: {done}/{total} prompts"),
-        )
-        cues = gen.generate(targets)
-        if own_backend:
-            # Free the stage-1 model before the model to train is loaded.
-            del gen, cue_backend
-            _free_memory()
-
-    demos: list[list[Demonstration]] = [[] for _ in targets]
-    if config.retrieve > 0:
-        from emoscope.retrieval import DemonstrationStore, Query
-
-        source = f"{data.name}-{data.split}"
-        if store is None and config.store:
-            store = DemonstrationStore.load(config.store)
-        if store is None:
-            _say(progress, f"embedding {len(data)} utterances for the demonstration store")
-            store = DemonstrationStore()
-            store.add_dataset(data, source=source)
-        queries = [Query.from_example(e, source=source) for e in data.examples]
-        hits = store.search(queries, k=config.retrieve)
-        demos = [
-            [Demonstration(h.text, h.label or "unlabelled", h.source, h.distance) for h in row]
-            for row in hits
-        ]
+    queries = [Query.from_example(e, source=source) for e in data.examples]
+    messages, cues, _ = pipeline.prompts(targets, queries)
+    if own_backend:
+        # Free the stage-1 model before the model to train is loaded.
+        del pipeline, cue_backend
+        _free_memory()
 
     out: list[SFTExample] = []
-    for t, e, c, d, diff in zip(targets, data.examples, cues, demos, difficulties, strict=True):
+    for m, e, c, diff in zip(messages, data.examples, cues, difficulties, strict=True):
         if not e.labels:
             continue
         out.append(
             SFTExample(
-                messages=builder.final_messages(t, c, d),
+                messages=m,
                 response=", ".join(e.labels) if tax.multi_label else e.labels[0],
                 difficulty=float(diff),
                 id=e.id,
