@@ -251,6 +251,35 @@ def summarise(work: Path, setup: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def markdown_table(results: dict[str, Any]) -> str:
+    """The results as the Markdown table of docs/llm.md and the README (unfinished rows say
+    so, with their n)."""
+
+    def f(x: Any, digits: int = 3) -> str:
+        return "" if x is None else f"{x:.{digits}f}"
+
+    lines = [
+        "| row | n | status | weighted-F1 | accuracy | macro-F1 | ECE | raw weighted-F1 | "
+        "prompt tokens | s/utt | predicted (top 2) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in results["rows"].items():
+        main = row.get(row.get("main", "raw"), {})
+        top = ", ".join(f"{k} {v}" for k, v in list(main.get("predicted", {}).items())[:2])
+        lines.append(
+            f"| {name} | {row['n']}/{row['n_planned']} | {row['status']}"
+            f"{'' if row.get('main') != 'raw' or not row['n'] else ' (uncalibrated)'} | "
+            f"{f(main.get('weighted_f1'))} | {f(main.get('accuracy'))} | "
+            f"{f(main.get('macro_f1'))} | {f(main.get('ece'))} | "
+            f"{f(row.get('raw', {}).get('weighted_f1'))} | "
+            f"{f(row.get('prompt_tokens_per_utterance'), 0)} | "
+            f"{f(row.get('seconds_per_utterance'), 2)} | {top} |"
+        )
+    for name, ref in results["references"].items():
+        lines.append(f"| {name} | | reference | {ref['weighted_f1']:.3f} | | | | | | | |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 # Running
 
@@ -548,7 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summarise:
         if saved.is_file():
             setup = json.loads(saved.read_text("utf-8"))
-        write_json(RESULTS, summarise(work, setup))
+        results = summarise(work, setup)
+        write_json(RESULTS, results)
+        print(markdown_table(results))
         print(f"wrote {RESULTS}")
         return 0
     write_json(saved, setup)

@@ -144,3 +144,16 @@ def test_every_row_runs_and_resumes_on_a_tiny_llama(
     # A rerun finds everything done; other settings in the same folder are refused.
     assert llm_meld.main(args) == 0
     assert llm_meld.main([*args, "--epochs", "3"]) == 2
+
+
+def test_markdown_table_marks_unfinished_rows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    llm_meld.append_records(tmp_path / "zero-shot.test.jsonl", _records(30, rng, 0.0))
+    setup = {
+        "planned": {"test": 300, "cue-subset": 10, "dev": 200, "cue-dev": 5, "train": 50},
+        "cue_test_ids": [],
+    }
+    table = llm_meld.markdown_table(llm_meld.summarise(tmp_path, setup))
+    row = next(line for line in table.splitlines() if line.startswith("| zero-shot |"))
+    assert "30/300 | unfinished (uncalibrated)" in row
+    assert "| PRC-Emo, Qwen3-8B" in table and "0.704" in table
