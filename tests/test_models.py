@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -176,3 +177,51 @@ def test_second_load_reads_the_cached_float32_copy(
     b = again.model.state_dict()["model.layers.3.mlp.up_proj.weight"]
     assert a.dtype == b.dtype and bool((a == b).all())
     assert any(r["name"] == "smollm2-135m-instruct" and r.get("cached") for r in list_models())
+
+
+@needs_smollm2
+def test_real_smollm2_scores_a_meld_dialogue_end_to_end(smollm2: models.CausalLM) -> None:
+    from emoscope.dialogue import Dialogue, Utterance
+    from emoscope.llm.scoring import LabelCalibration
+    from emoscope.recognizers.base import flatten_inputs
+    from emoscope.recognizers.llm import LLMRecognizer
+
+    dialogue = Dialogue(
+        [
+            Utterance("Monica, I got the job! I can't believe it!", speaker="Rachel"),
+            Utterance("Oh my God, that's amazing!", speaker="Monica"),
+            Utterance("Ugh, and I have to work with Ross's ex-wife.", speaker="Rachel"),
+        ],
+        id="d0",
+    )
+    rec = LLMRecognizer(
+        backend="hf",
+        model="smollm2-135m-instruct",
+        prompt="zero-shot",
+        taxonomy="meld",
+        mode="score",
+        cache=False,
+        device="cpu",
+    )
+    preds = rec.predict([dialogue])
+    assert len(preds) == 3
+    labels = set(rec.labels)
+    for p in preds:
+        assert set(p.probs) == labels and sum(p.probs.values()) == pytest.approx(1.0)
+        assert p.cues["parse_failed"] is False and p.cues["prompt_tokens"] > 50
+        assert all(v < 0 for v in p.cues["label_logprobs"].values())
+        assert p.labels[0] == max(p.probs, key=p.probs.__getitem__)
+    # The three prompts were scored in one batch; one at a time gives the same numbers.
+    prompts = rec.build_prompts(flatten_inputs([dialogue]))[0]
+    rec.backend.batch_size = 1
+    alone = np.stack(rec.backend.score(prompts, list(rec.labels)))
+    together = np.array([list(p.cues["label_logprobs"].values()) for p in preds])
+    assert np.allclose(alone, together, atol=1e-3)
+    # A calibration moves the distribution: its prior is subtracted before the softmax.
+    raw = np.array([list(p.cues["label_logprobs"].values()) for p in preds])
+    cal = LabelCalibration.fit(list(preds[0].cues["label_logprobs"]), raw)
+    rec.calibration = cal
+    again = rec.predict([dialogue])
+    again_raw = np.array([list(a.cues["label_logprobs"].values()) for a in again])
+    assert np.allclose(again_raw, raw, atol=1e-3)
+    assert again[0].probs != preds[0].probs

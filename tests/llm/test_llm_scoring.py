@@ -9,7 +9,7 @@ import pytest
 
 from emoscope.errors import EmoscopeError
 from emoscope.llm.hf import HFBackend
-from emoscope.llm.scoring import LabelCalibration, score_choices
+from emoscope.llm.scoring import LabelCalibration, score_choices, score_prompts
 from emoscope.models import encode_prompt
 
 
@@ -51,3 +51,21 @@ def test_calibration_removes_a_label_prior() -> None:
     assert LabelCalibration.from_dict(cal.to_dict()) == cal
     with pytest.raises(EmoscopeError, match="shape"):
         LabelCalibration.fit(labels, scores[:, :2])
+
+
+def test_prompts_scored_together_equal_one_at_a_time(tiny_llama: Path) -> None:
+    backend = HFBackend(str(tiny_llama), device="cpu")
+    convs = [
+        [{"role": "user", "content": "joy or anger?"}],
+        [{"role": "user", "content": "A much longer question, padded on the left: joy or not?"}],
+        [{"role": "user", "content": "x"}],
+    ]
+    choices = ["joy", "anger", "surprise disgust", "neutral"]
+    ids = [backend.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+    prompts = [encode_prompt(backend.tokenizer, backend.render(c)) for c in convs]
+    together = score_prompts(backend.lm, prompts, ids, batch_size=3)
+    assert together.shape == (3, 4)
+    for p, row in zip(prompts, together, strict=True):
+        assert np.allclose(row, score_choices(backend.lm, p, ids), atol=1e-4)
+    backend.batch_size = 2
+    assert np.allclose(np.stack(backend.score(convs, choices)), together, atol=1e-4)

@@ -156,3 +156,40 @@ def test_bad_configs(changes: dict[str, object], message: str) -> None:
     cfg = SFTConfig(**{"base_model": "m", **changes})  # type: ignore[arg-type]
     with pytest.raises(EmoscopeError, match=message):
         cfg.check()
+
+
+def test_held_out_loss_per_epoch_and_resume_from_an_epoch_checkpoint(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    cfg = SFTConfig(
+        base_model=str(tiny_llama),
+        prompt="zero-shot",
+        retrieve=0,
+        lora_r=8,
+        lora_alpha=16,
+        lr=2e-2,
+        warmup_ratio=0.0,
+        epochs=3,
+        batch_size=2,
+        grad_accum=1,
+        neftune_alpha=0.0,
+        curriculum="none",
+        device="cpu",
+        seed=1,
+        bf16_autocast=True,
+    )
+    train, held = examples(8), examples(10)[8:]
+    full = train_lora(train, cfg, tmp_path / "a", held_out=held, checkpoint_dir=tmp_path / "ck")
+    assert [e["epoch"] for e in full["epochs"]] == [1, 2, 3]
+    assert all(e["held_out_loss"] > 0 and e["examples_per_second"] > 0 for e in full["epochs"])
+    assert full["epochs"][-1]["held_out_loss"] < full["held_out_loss_before"]
+    # A run over the finished checkpoint trains nothing more and keeps the log.
+    again = train_lora(train, cfg, tmp_path / "b", held_out=held, checkpoint_dir=tmp_path / "ck")
+    assert again["epochs"] == full["epochs"] and again["optimizer_steps"] == 12
+    assert again["loss_after"] == pytest.approx(full["loss_after"], rel=1e-3)
+    # Cut after epoch 1 (as a session end would): a rerun trains epochs 2 and 3 only.
+    cfg1 = SFTConfig(**{**cfg.__dict__, "epochs": 1})
+    train_lora(train, cfg1, tmp_path / "c", held_out=held, checkpoint_dir=tmp_path / "ck1")
+    resumed = train_lora(train, cfg, tmp_path / "d", held_out=held, checkpoint_dir=tmp_path / "ck1")
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3]
+    assert resumed["optimizer_steps"] == 12

@@ -134,23 +134,26 @@ class HFBackend:
         """Log-likelihood of each choice as the answer to each conversation.
 
         Returns one float64 array per conversation (sum of the choice's token log-probs; see
-        :func:`emoscope.llm.scoring.score_choices`). The adapter, if any, is active.
+        :func:`emoscope.llm.scoring.score_prompts`), ``batch_size`` prompts per forward pass. The
+        adapter, if any, is active.
         """
-        from emoscope.llm.scoring import choice_token_ids, score_choices
+        from emoscope.llm.scoring import choice_token_ids, score_prompts
 
         convs = check_request(conversations, max_new_tokens=1, temperature=0.0)
         plain = not getattr(self.tokenizer, "chat_template", None)
         choice_ids = choice_token_ids(self.tokenizer, choices, plain=plain)
-        return [
-            score_choices(
-                self.lm,
-                encode_prompt(self.tokenizer, self.render(c)),
-                choice_ids,
-                bf16=self.bf16_autocast,
-                batch_size=max(len(choice_ids), 1),
+        prompts = [encode_prompt(self.tokenizer, self.render(c)) for c in convs]
+        out: list[Any] = []
+        for start in range(0, len(prompts), self.batch_size):
+            out.extend(
+                score_prompts(
+                    self.lm,
+                    prompts[start : start + self.batch_size],
+                    choice_ids,
+                    bf16=self.bf16_autocast,
+                )
             )
-            for c in convs
-        ]
+        return out
 
     def render(self, conv: Sequence[Message]) -> str:
         """The exact prompt text the model sees for one conversation."""

@@ -23,7 +23,7 @@ import numpy as np
 from emoscope.errors import EmoscopeError
 from emoscope.models import autocast
 
-__all__ = ["LabelCalibration", "choice_token_ids", "score_choices", "softmax"]
+__all__ = ["LabelCalibration", "choice_token_ids", "score_choices", "score_prompts", "softmax"]
 
 
 def choice_token_ids(tokenizer: Any, choices: Sequence[str], *, plain: bool) -> list[list[int]]:
@@ -49,52 +49,86 @@ def score_choices(
     """Sum of log-probabilities of each choice's tokens after ``prompt_ids``.
 
     One forward pass over the prompt; its KV cache is repeated for each batch of choices.
-    Returns a float64 array, one value per choice.
+    Returns a float64 array, one value per choice (see :func:`score_prompts`).
+    """
+    return score_prompts(model, [prompt_ids], choice_ids, bf16=bf16, batch_size=batch_size)[0]
+
+
+def score_prompts(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    choice_ids: Sequence[Sequence[int]],
+    *,
+    bf16: bool = False,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Choice log-likelihoods after each of several prompts, shape (n_prompts, n_choices).
+
+    The prompts run together in one left-padded forward pass (only the last position's logits
+    are computed), which scores every choice's first token. Choices longer than one token then
+    continue from the prompts' KV cache, repeated once per (prompt, choice) pair, in batches of
+    ``batch_size`` rows. On a CPU a forward pass of a small model costs mostly the reading of its
+    weights, so scoring several prompts at once is much cheaper than one at a time.
     """
     import torch
 
-    if not prompt_ids:
+    if any(not p for p in prompts):
         raise EmoscopeError("an empty prompt cannot be scored")
+    scores = np.zeros((len(prompts), len(choice_ids)), dtype=np.float64)
+    if not prompts:
+        return scores
     device = next(model.parameters()).device
-    scores = np.zeros(len(choice_ids), dtype=np.float64)
+    n, width_p = len(prompts), max(len(p) for p in prompts)
+    ids = torch.zeros((n, width_p), dtype=torch.long, device=device)
+    pmask = torch.zeros((n, width_p), dtype=torch.long, device=device)
+    for i, p in enumerate(prompts):
+        ids[i, width_p - len(p) :] = torch.tensor(list(p), dtype=torch.long)
+        pmask[i, width_p - len(p) :] = 1
+    lengths = [len(p) for p in prompts]
     with torch.no_grad(), autocast(bf16, device):
-        ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
-        out = model(input_ids=ids, use_cache=True)
-        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        out = model(
+            input_ids=ids,
+            attention_mask=pmask,
+            position_ids=(pmask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        firsts = torch.tensor([c[0] for c in choice_ids], dtype=torch.long, device=device)
+        scores += first[:, firsts].double().cpu().numpy()
         past = out.past_key_values
-        n_prompt = len(prompt_ids)
-        for start in range(0, len(choice_ids), batch_size):
-            chunk = [list(c) for c in choice_ids[start : start + batch_size]]
-            lp = [float(first[c[0]]) for c in chunk]
-            rest = [c[1:] for c in chunk]
+        # (prompt, choice) rows whose choice has tokens after the first.
+        rows = [(i, j) for i in range(n) for j, c in enumerate(choice_ids) if len(c) > 1]
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            rest = [list(choice_ids[j][1:]) for _, j in chunk]
             width = max(len(r) for r in rest)
-            if width:
-                b = len(chunk)
-                pad = 0
-                inp = torch.full((b, width), pad, dtype=torch.long, device=device)
-                mask = torch.zeros((b, n_prompt + width), dtype=torch.long, device=device)
-                mask[:, :n_prompt] = 1
-                # The input of position j is choice token j (its first token is scored by the
-                # prompt's last logits); the logits at j score token j + 1.
-                for k, c in enumerate(chunk):
-                    toks = c[:-1][:width]
-                    inp[k, : len(toks)] = torch.tensor(toks, dtype=torch.long)
-                    mask[k, n_prompt : n_prompt + len(toks)] = 1
-                cache = copy.deepcopy(past)
-                cache.batch_repeat_interleave(b)
-                pos = torch.arange(n_prompt, n_prompt + width, device=device).unsqueeze(0)
-                logits = model(
+            b = len(chunk)
+            inp = torch.zeros((b, width), dtype=torch.long, device=device)
+            mask = torch.zeros((b, width_p + width), dtype=torch.long, device=device)
+            pos = torch.zeros((b, width), dtype=torch.long, device=device)
+            for k, (i, j) in enumerate(chunk):
+                # The input of position t is choice token t (its first token was scored by the
+                # prompt's last logits); the logits at t score token t + 1.
+                toks = list(choice_ids[j][:-1])
+                inp[k, : len(toks)] = torch.tensor(toks, dtype=torch.long)
+                mask[k, :width_p] = pmask[i]
+                mask[k, width_p : width_p + len(toks)] = 1
+                pos[k] = torch.arange(lengths[i], lengths[i] + width)
+            cache = copy.deepcopy(past)
+            cache.reorder_cache(torch.tensor([i for i, _ in chunk], device=device))
+            logp = torch.log_softmax(
+                model(
                     input_ids=inp,
                     attention_mask=mask,
                     past_key_values=cache,
-                    position_ids=pos.expand(b, -1),
+                    position_ids=pos,
                     use_cache=True,
-                ).logits.float()
-                logp = torch.log_softmax(logits, dim=-1)
-                for k, r in enumerate(rest):
-                    for j, tok in enumerate(r):
-                        lp[k] += float(logp[k, j, tok])
-            scores[start : start + len(chunk)] = lp
+                ).logits.float(),
+                dim=-1,
+            )
+            for k, ((i, j), r) in enumerate(zip(chunk, rest, strict=True)):
+                scores[i, j] += float(sum(logp[k, t, tok] for t, tok in enumerate(r)))
     return scores
 
 

@@ -37,16 +37,9 @@ from typing import Any
 from emoscope._io import write_json
 from emoscope._version import __version__
 from emoscope.errors import EmoscopeError
-from emoscope.llm.base import ChatBackend, load_backend
-from emoscope.llm.prompting import (
-    VARIANTS,
-    CueGenerator,
-    Cues,
-    Demonstration,
-    PromptBuilder,
-    load_template,
-    template_for,
-)
+from emoscope.llm.base import ChatBackend
+from emoscope.llm.pipeline import PRCPipeline, load_llm
+from emoscope.llm.prompting import VARIANTS
 
 __all__ = [
     "SFTConfig",
@@ -75,7 +68,8 @@ class SFTConfig:
     ``transformers.get_scheduler`` name), ``warmup_ratio``, ``epochs``, ``batch_size``,
     ``grad_accum``, ``max_grad_norm``, ``max_seq_len``, ``neftune_alpha`` (0 turns it off).
     Curriculum: ``curriculum`` (``none``, ``emotion-shift``, ``speaker-weighted``),
-    ``n_buckets``, ``epochs_per_stage``.
+    ``n_buckets``, ``epochs_per_stage``. ``bf16_autocast`` runs forward passes in bfloat16
+    autocast (much faster on CPUs with AMX; a laptop without it gains less).
     """
 
     base_model: str = ""
@@ -118,6 +112,7 @@ class SFTConfig:
     dtype: str = "auto"
     load_in_4bit: bool = False
     gradient_checkpointing: bool = False
+    bf16_autocast: bool = False
 
     def check(self) -> None:
         """Raise :class:`EmoscopeError` naming the first invalid setting."""
@@ -181,8 +176,12 @@ def build_examples(
     cue_backend: ChatBackend | None = None,
     store: Any = None,
     progress: Callable[[str], None] | None = None,
+    data: Any = None,
 ) -> list[SFTExample]:
     """The training items of ``config``: PRC prompts of the labelled utterances, gold answers.
+
+    ``data`` is a :class:`~emoscope.datasets.Dataset` to use instead of loading
+    ``config.dataset``/``config.split`` (e.g. a chosen subset of whole dialogues).
 
     ``cue_backend`` answers the stage-1 prompts (default: built from ``config.cue_backend`` and
     ``config.cue_model``, i.e. the base model); ``store`` is the demonstration store (default:
@@ -194,9 +193,11 @@ def build_examples(
     from emoscope.recognizers.base import flatten_inputs
 
     config.check()
-    data = load_dataset(
-        config.dataset, config.split, root=config.data_root, taxonomy=config.taxonomy
-    ).limit(config.limit)
+    if data is None:
+        data = load_dataset(
+            config.dataset, config.split, root=config.data_root, taxonomy=config.taxonomy
+        )
+    data = data.limit(config.limit)
     if data.taxonomy is None:
         raise EmoscopeError(f"dataset {config.dataset!r} has no emotion labels to learn")
     tax = data.taxonomy
@@ -206,70 +207,59 @@ def build_examples(
             f"dataset {data.name!r}: {len(targets)} utterances but {len(data.examples)} examples"
         )
     difficulties = example_difficulties(data, CurriculumConfig(strategy=config.curriculum))
-    template = load_template(config.template) if config.template else template_for(tax)
-    builder = PromptBuilder(
-        template,
+    source = f"{data.name}-{data.split}"
+    if store is None and config.store and config.retrieve > 0:
+        from emoscope.retrieval import DemonstrationStore
+
+        store = DemonstrationStore.load(config.store)
+    if store is None and config.retrieve > 0:
+        from emoscope.retrieval import DemonstrationStore
+
+        _say(progress, f"embedding {len(data)} utterances for the demonstration store")
+        store = DemonstrationStore()
+        store.add_dataset(data, source=source)
+    own_backend = cue_backend is None and config.prompt == "prc"
+    if own_backend:
+        options = {
+            "device": config.device,
+            "dtype": config.dtype,
+            "load_in_4bit": config.load_in_4bit,
+            "base_url": config.cue_base_url,
+        }
+        cache = Path(config.cache_dir) / "responses.sqlite" if config.cache_dir else None
+        cue_backend = load_llm(
+            config.cue_backend, config.cue_model or config.base_model, options, cache=cache
+        )
+    pipeline = PRCPipeline.create(
         tax,
         config.prompt,
+        template=config.template,
         window=config.window,
         future=config.future,
         cue_window=config.cue_window,
+        k=config.retrieve,
+        store=store,
+        cue_llm=cue_backend,
+        cue_cache_dir=Path(config.cache_dir) / "cues" if config.cache_dir else None,
+        cue_max_new_tokens=config.cue_max_new_tokens,
+        progress=lambda done, total: _say(progress, f"stage-1 cues: {done}/{total} prompts"),
     )
+    from emoscope.retrieval import Query
 
-    cues: list[Cues] = [Cues()] * len(targets)
-    if config.prompt == "prc":
-        own_backend = cue_backend is None
-        if cue_backend is None:
-            options: dict[str, Any] = {}
-            if config.cue_backend == "openai":
-                options["base_url"] = config.cue_base_url
-            else:
-                options.update(
-                    device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit
-                )
-            if config.cache_dir:
-                options["cache"] = Path(config.cache_dir) / "responses.sqlite"
-            cue_backend = load_backend(
-                config.cue_backend, config.cue_model or config.base_model, **options
-            )
-        gen = CueGenerator(
-            cue_backend,
-            builder,
-            cache_dir=Path(config.cache_dir) / "cues" if config.cache_dir else None,
-            max_new_tokens=config.cue_max_new_tokens,
-            progress=lambda done, total: _say(progress, f"stage-1 cues: {done}/{total} prompts"),
-        )
-        cues = gen.generate(targets)
-        if own_backend:
-            # Free the stage-1 model before the model to train is loaded.
-            del gen, cue_backend
-            _free_memory()
-
-    demos: list[list[Demonstration]] = [[] for _ in targets]
-    if config.retrieve > 0:
-        from emoscope.retrieval import DemonstrationStore, Query
-
-        source = f"{data.name}-{data.split}"
-        if store is None and config.store:
-            store = DemonstrationStore.load(config.store)
-        if store is None:
-            _say(progress, f"embedding {len(data)} utterances for the demonstration store")
-            store = DemonstrationStore()
-            store.add_dataset(data, source=source)
-        queries = [Query.from_example(e, source=source) for e in data.examples]
-        hits = store.search(queries, k=config.retrieve)
-        demos = [
-            [Demonstration(h.text, h.label or "unlabelled", h.source, h.distance) for h in row]
-            for row in hits
-        ]
+    queries = [Query.from_example(e, source=source) for e in data.examples]
+    messages, cues, _ = pipeline.prompts(targets, queries)
+    if own_backend:
+        # Free the stage-1 model before the model to train is loaded.
+        del pipeline, cue_backend
+        _free_memory()
 
     out: list[SFTExample] = []
-    for t, e, c, d, diff in zip(targets, data.examples, cues, demos, difficulties, strict=True):
+    for m, e, c, diff in zip(messages, data.examples, cues, difficulties, strict=True):
         if not e.labels:
             continue
         out.append(
             SFTExample(
-                messages=builder.final_messages(t, c, d),
+                messages=m,
                 response=", ".join(e.labels) if tax.multi_label else e.labels[0],
                 difficulty=float(diff),
                 id=e.id,
@@ -403,12 +393,18 @@ def train_lora(
     *,
     progress: Callable[[str], None] | None = None,
     prompt_settings: dict[str, Any] | None = None,
+    held_out: Sequence[SFTExample] | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a LoRA adapter on ``examples`` in curriculum order and save it to ``out_dir``.
 
-    Returns the training log (also written to ``emoscope_sft.json``): per-epoch item counts and
-    mean losses, the mean answer loss on a probe of up to 64 items before and after training,
-    and timings.
+    Returns the training log (also written to ``emoscope_sft.json``): per-epoch item counts,
+    mean losses, seconds and items per second, the mean answer loss on a probe of up to 64
+    items before and after training, and timings. With ``held_out`` items, their mean answer
+    loss is logged after every epoch (``held_out_loss``; before training as
+    ``held_out_loss_before``). With ``checkpoint_dir``, the adapter, optimiser and scheduler
+    are saved there after every epoch, and a rerun resumes after the last saved epoch (the
+    curriculum order is deterministic; the NEFTune noise after a resume is not the same draw).
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -421,7 +417,7 @@ def train_lora(
         raise EmoscopeError("no training examples")
     _seed(config.seed)
     t0 = time.perf_counter()
-    from emoscope.models import load_causal_lm
+    from emoscope.models import autocast, load_causal_lm
 
     loaded = load_causal_lm(
         config.base_model,
@@ -464,7 +460,13 @@ def train_lora(
     if truncated:
         _say(progress, f"{truncated} prompts were cut to max_seq_len={config.max_seq_len}")
     probe = encoded[: min(64, len(encoded))]
-    loss_before = response_loss(model, probe, pad_id)
+    held = [
+        encode_example(tokenizer, ex.messages, ex.response, config.max_seq_len)[:2]
+        for ex in held_out or ()
+    ]
+    with autocast(config.bf16_autocast, device):
+        loss_before = response_loss(model, probe, pad_id)
+        held_before = response_loss(model, held, pad_id) if held else None
     _say(progress, f"answer loss before training: {loss_before:.4f}")
 
     curriculum = CurriculumConfig(
@@ -490,9 +492,18 @@ def train_lora(
 
     epochs_log: list[dict[str, Any]] = []
     step = 0
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    done = _load_checkpoint(ckpt, model, optim, sched) if ckpt is not None else None
+    if done is not None:
+        epochs_log, step = list(done["epochs"]), int(done["step"])
+        loss_before, held_before = done["loss_before"], done["held_out_loss_before"]
+        _say(progress, f"resuming after epoch {len(epochs_log)} from {ckpt}")
     model.train()
     try:
         for epoch, items in enumerate(schedule, 1):
+            if epoch <= len(epochs_log):
+                continue
+            t_epoch = time.perf_counter()
             losses: list[float] = []
             micro = [
                 items[i : i + config.batch_size] for i in range(0, len(items), config.batch_size)
@@ -500,7 +511,8 @@ def train_lora(
             for m, chunk in enumerate(micro):
                 batch = _collate([encoded[i] for i in chunk], pad_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
-                loss = model(**batch).loss
+                with autocast(config.bf16_autocast, device):
+                    loss = model(**batch).loss
                 (loss / config.grad_accum).backward()
                 losses.append(float(loss.detach()))
                 if (m + 1) % config.grad_accum == 0 or m == len(micro) - 1:
@@ -510,18 +522,37 @@ def train_lora(
                     optim.zero_grad(set_to_none=True)
                     step += 1
             mean = sum(losses) / len(losses)
-            epochs_log.append(
-                {
-                    "epoch": epoch,
-                    "items": len(items),
-                    "mean_loss": mean,
-                    "lr": float(sched.get_last_lr()[0]),
-                }
-            )
+            seconds = time.perf_counter() - t_epoch
+            entry: dict[str, Any] = {
+                "epoch": epoch,
+                "items": len(items),
+                "mean_loss": mean,
+                "lr": float(sched.get_last_lr()[0]),
+                "seconds": seconds,
+                "examples_per_second": len(items) / seconds if seconds > 0 else None,
+            }
+            if held:
+                with autocast(config.bf16_autocast, device):
+                    entry["held_out_loss"] = response_loss(model, held, pad_id)
+            epochs_log.append(entry)
             _say(progress, f"epoch {epoch}/{len(schedule)}: {len(items)} items, loss {mean:.4f}")
+            if ckpt is not None:
+                _save_checkpoint(
+                    ckpt,
+                    model,
+                    optim,
+                    sched,
+                    {
+                        "epochs": epochs_log,
+                        "step": step,
+                        "loss_before": loss_before,
+                        "held_out_loss_before": held_before,
+                    },
+                )
     finally:
         hook.remove()
-    loss_after = response_loss(model, probe, pad_id)
+    with autocast(config.bf16_autocast, device):
+        loss_after = response_loss(model, probe, pad_id)
     _say(progress, f"answer loss after training: {loss_after:.4f}")
 
     base = config.base_model
@@ -533,12 +564,48 @@ def train_lora(
         "optimizer_steps": step,
         "epochs": epochs_log,
         "probe_items": len(probe),
+        "held_out_items": len(held),
+        "held_out_loss_before": held_before,
         "loss_before": loss_before,
         "loss_after": loss_after,
         "seconds": time.perf_counter() - t0,
     }
     _save_adapter(model, tokenizer, out_dir, base, config, log, prompt_settings or {})
     return log
+
+
+_CKPT_STATE = "trainer_state.pt"
+
+
+def _save_checkpoint(
+    folder: Path, model: Any, optim: Any, sched: Any, state: dict[str, Any]
+) -> None:
+    """The adapter weights, optimiser, scheduler and log after an epoch; the state file is
+    written last (atomically), so a cut save is never read as complete."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder / "adapter")
+    tmp = folder / (_CKPT_STATE + ".tmp")
+    torch.save({"optim": optim.state_dict(), "sched": sched.state_dict(), **state}, tmp)
+    os.replace(tmp, folder / _CKPT_STATE)
+
+
+def _load_checkpoint(folder: Path, model: Any, optim: Any, sched: Any) -> dict[str, Any] | None:
+    """Restore a :func:`_save_checkpoint` folder into ``model``/``optim``/``sched``; its state
+    (``None`` when there is no complete checkpoint)."""
+    if not (folder / _CKPT_STATE).is_file():
+        return None
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = torch.load(folder / _CKPT_STATE, weights_only=False)
+    weights = load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+    set_peft_model_state_dict(model, weights)
+    optim.load_state_dict(state.pop("optim"))
+    sched.load_state_dict(state.pop("sched"))
+    return dict(state)
 
 
 def _save_adapter(

@@ -40,17 +40,10 @@ import numpy as np
 
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy
-from emoscope.llm.base import BACKENDS, ChatBackend, Generation, load_backend
+from emoscope.llm.base import ChatBackend, Generation
 from emoscope.llm.parsing import ParsedAnswer, parse_answer
-from emoscope.llm.prompting import (
-    VARIANTS,
-    CueGenerator,
-    Cues,
-    Demonstration,
-    PromptBuilder,
-    load_template,
-    template_for,
-)
+from emoscope.llm.pipeline import PRCPipeline, load_llm, target_queries
+from emoscope.llm.prompting import VARIANTS, Cues, Demonstration
 from emoscope.models import encode_prompt
 from emoscope.prediction import EmotionPrediction
 from emoscope.recognizers.base import Input, RecognizerMixin, Target, flatten_inputs, register
@@ -355,134 +348,77 @@ class LLMRecognizer(RecognizerMixin):
         )
         response_cache = None if self.cache_dir is None else self.cache_dir / "responses.sqlite"
 
-        tmpl_name = template or trained.get("template")
-        tmpl = load_template(tmpl_name) if tmpl_name else template_for(self._taxonomy)
-        self.builder = PromptBuilder(
-            tmpl,
-            self._taxonomy,
-            prompt,
-            window=window if window is not None else int(trained.get("window", 5)),
-            future=future if future is not None else int(trained.get("future", 0)),
-            cue_window=cue_window if cue_window is not None else int(trained.get("cue_window", 5)),
-            confidence=confidence,
-            rationale=rationale,
-        )
-
+        hf_or_openai: dict[str, Any] = {
+            "device": device,
+            "dtype": dtype,
+            "load_in_4bit": load_in_4bit,
+            "adapter": adapter,
+            "batch_size": batch_size,
+            "repetition_penalty": repetition_penalty,
+            "bf16_autocast": bf16_autocast,
+            "base_url": base_url,
+            "api_key": api_key,
+            "concurrency": concurrency,
+            "timeout": timeout,
+            "extra_body": extra_body,
+        }
         if isinstance(backend, str):
-            if backend not in BACKENDS:
-                raise EmoscopeError(
-                    f"unknown LLM backend {backend!r}; expected one of: {', '.join(BACKENDS)}"
-                )
             assert model is not None
-            options: dict[str, Any] = {"cache": response_cache}
-            if backend == "hf":
-                options.update(
-                    device=device,
-                    dtype=dtype,
-                    load_in_4bit=load_in_4bit,
-                    adapter=adapter,
-                    batch_size=batch_size,
-                    repetition_penalty=repetition_penalty,
-                    bf16_autocast=bf16_autocast,
-                )
-            else:
-                options.update(
-                    base_url=base_url,
-                    api_key=api_key,
-                    concurrency=concurrency,
-                    timeout=timeout,
-                    extra_body=extra_body,
-                )
-            self.backend: ChatBackend = load_backend(backend, model, **options)
+            self.backend: ChatBackend = load_llm(backend, model, hf_or_openai, cache=response_cache)
         else:
             self.backend = backend
         self.model = self.backend.model
         short = Path(str(model or self.model).rstrip("/")).name or "model"
         self.name = f"llm-{prompt}-{short}"
 
-        self.cues: CueGenerator | None = None
+        cue_llm: ChatBackend | None = None
         if prompt == "prc":
             if cue_backend is None and cue_model is None:
                 view = getattr(self.backend, "base_view", None)
                 cue_llm = view() if callable(view) else self.backend
             elif isinstance(cue_backend, str) or cue_backend is None:
                 kind = cue_backend or (backend if isinstance(backend, str) else "hf")
-                cue_options: dict[str, Any] = {"cache": response_cache}
-                if kind == "openai":
-                    cue_options.update(
-                        base_url=cue_base_url or base_url,
-                        api_key=api_key,
-                        concurrency=concurrency,
-                        timeout=timeout,
-                        extra_body=extra_body,
-                    )
-                else:
-                    cue_options.update(
-                        device=device,
-                        dtype=dtype,
-                        batch_size=batch_size,
-                        repetition_penalty=repetition_penalty,
-                        bf16_autocast=bf16_autocast,
-                    )
-                cue_llm = load_backend(kind, cue_model or str(model), **cue_options)
+                cue_opts = dict(hf_or_openai, adapter=None, load_in_4bit=False)
+                cue_opts["base_url"] = cue_base_url or base_url
+                cue_llm = load_llm(kind, cue_model or str(model), cue_opts, cache=response_cache)
             else:
                 cue_llm = cue_backend
-            self.cues = CueGenerator(
-                cue_llm,
-                self.builder,
-                cache_dir=None if self.cache_dir is None else self.cache_dir / "cues",
-                max_new_tokens=cue_max_new_tokens,
-                temperature=temperature,
-                batch_size=batch_size,
-            )
-        self._store_spec = store
-        self._store: Any = None
+        self.pipeline = PRCPipeline.create(
+            self._taxonomy,
+            prompt,
+            template=template or trained.get("template"),
+            window=window if window is not None else int(trained.get("window", 5)),
+            future=future if future is not None else int(trained.get("future", 0)),
+            cue_window=cue_window if cue_window is not None else int(trained.get("cue_window", 5)),
+            confidence=confidence,
+            rationale=rationale,
+            k=retrieve,
+            store=lambda: load_store(
+                store, self._taxonomy, cache_dir=self.cache_dir, data_root=self.data_root
+            ),
+            cue_llm=cue_llm,
+            cue_cache_dir=None if self.cache_dir is None else self.cache_dir / "cues",
+            cue_max_new_tokens=cue_max_new_tokens,
+            temperature=temperature,
+            batch_size=batch_size,
+        )
+        self.builder = self.pipeline.builder
+        self.cues = self.pipeline.cues
 
     @property
     def store(self) -> Any:
         """The demonstration store (loaded or built on first use)."""
-        if self._store is None:
-            self._store = load_store(
-                self._store_spec, self._taxonomy, cache_dir=self.cache_dir, data_root=self.data_root
-            )
-        return self._store
+        return self.pipeline.store
 
     def demonstrations(self, targets: Sequence[Target]) -> list[list[Demonstration]]:
         """The ``k`` retrieved demonstrations of each target (never the target itself)."""
-        if self.k == 0 or not targets:
-            return [[] for _ in targets]
-        from emoscope.retrieval import Query
-
-        queries = [
-            Query(
-                text=t.text,
-                speaker=t.utterance.speaker,
-                dialogue_id=None if t.dialogue is None else t.dialogue.id,
-            )
-            for t in targets
-        ]
-        hits = self.store.search(queries, k=self.k)
-        return [
-            [
-                Demonstration(h.text, h.label or "unlabelled", h.source, float(h.distance))
-                for h in row
-            ]
-            for row in hits
-        ]
+        return self.pipeline.demonstrations(target_queries(targets))
 
     def build_prompts(
         self, targets: Sequence[Target]
     ) -> tuple[list[list[dict[str, str]]], list[Cues], list[list[Demonstration]]]:
         """The final prompt of each target, with the cues and demonstrations it shows."""
-        t0 = time.perf_counter()
-        cues = self.cues.generate(targets) if self.cues is not None else [Cues()] * len(targets)
-        self.timing["stage1_seconds"] += time.perf_counter() - t0
-        demos = self.demonstrations(targets)
-        prompts = [
-            self.builder.final_messages(t, c, d)
-            for t, c, d in zip(targets, cues, demos, strict=True)
-        ]
-        return prompts, cues, demos
+        return self.pipeline.prompts(targets, timing=self.timing)
 
     def predict(self, inputs: Sequence[Input]) -> list[EmotionPrediction]:
         """One prediction per text, and per utterance of each dialogue (read in context)."""

@@ -1,0 +1,159 @@
+"""The pure parts of benchmarks/llm_meld.py: subsets, per-utterance resume, the summary (the
+real run is a benchmark); scoring rows on a tiny random Llama."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench_helpers import load_benchmark
+from emoscope.datasets import load_dataset
+
+llm_meld = load_benchmark("llm_meld")
+
+
+def test_subsets_are_fixed_whole_dialogues(mini_data_root: Path) -> None:
+    data = load_dataset("meld", "train", root=mini_data_root)
+    sub = llm_meld.select_dialogues(data, 20, seed=0)
+    assert len(sub) >= 20 and len(sub) < len(data)
+    ids = {d.id for d in sub.dialogues}
+    # whole dialogues, in file order, and the examples line up with them
+    assert [e.dialogue.id for e in sub.examples] == [d.id for d in sub.dialogues for _ in d]
+    assert sum(len(d) for d in sub.dialogues) == len(sub)
+    assert [d.id for d in data.dialogues if d.id in ids] == [d.id for d in sub.dialogues]
+    again = llm_meld.select_dialogues(data, 20, seed=0)
+    assert [e.id for e in again.examples] == [e.id for e in sub.examples]
+    other = llm_meld.select_dialogues(data, 20, seed=5)
+    assert [e.id for e in other.examples] != [e.id for e in sub.examples]
+
+
+def test_checkpoint_survives_a_cut_line_and_resumes(tmp_path: Path, mini_data_root: Path) -> None:
+    path = tmp_path / "row.test.jsonl"
+    llm_meld.append_records(path, [{"id": "a"}, {"id": "b"}])
+    with path.open("a") as f:
+        f.write('{"id": "c", "sco')  # a write cut by a kill
+    assert [r["id"] for r in llm_meld.read_records(path)] == ["a", "b"]
+    llm_meld.append_records(path, [{"id": "d"}])
+    assert [r["id"] for r in llm_meld.read_records(path)] == ["a", "b", "d"]
+
+    data = load_dataset("meld", "test", root=mini_data_root)
+    first = data.dialogues[0]
+    done = {e.id for e in data.examples if e.dialogue is first}
+    chunks = list(llm_meld.todo_chunks(data, done, min_chunk=1))
+    assert [d.id for c in chunks for d in c] == [d.id for d in data.dialogues[1:]]
+
+
+def _records(n: int, rng: np.random.Generator, bias: float) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        gold = llm_meld.LABELS[int(rng.integers(0, 7))]
+        s = {lab: float(rng.normal()) for lab in llm_meld.LABELS}
+        s[gold] += 2.0
+        s["fear"] += bias  # a token prior the calibration must remove
+        out.append({"id": str(i), "gold": gold, "scores": s, "prompt_tokens": 100, "seconds": 0.5})
+    return out
+
+
+def test_summary_calibrates_on_dev_and_marks_unfinished_rows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    llm_meld.append_records(tmp_path / "zero-shot.dev.jsonl", _records(200, rng, 6.0))
+    llm_meld.append_records(tmp_path / "zero-shot.test.jsonl", _records(300, rng, 6.0))
+    llm_meld.append_records(tmp_path / "retrieval.test.jsonl", _records(40, rng, 0.0))
+    setup = {
+        "planned": {"test": 300, "cue-subset": 10, "dev": 200, "cue-dev": 5, "train": 50},
+        "cue_test_ids": [str(i) for i in range(10)],
+    }
+    out = llm_meld.summarise(tmp_path, setup)
+    zs = out["rows"]["zero-shot"]
+    assert zs["status"] == "finished" and zs["main"] == "calibrated"
+    assert zs["raw"]["predicted"] == {"fear": 300}  # the prior wins without calibration
+    assert zs["calibrated"]["weighted_f1"] > 0.5 > zs["raw"]["weighted_f1"]
+    assert zs["calibrated"]["ece"] < zs["raw"]["ece"]
+    assert sum(zs["calibrated"]["predicted"].values()) == 300
+    r = out["rows"]["retrieval"]
+    assert r["status"] == "unfinished" and r["n"] == 40 and r["n_planned"] == 300
+    assert r["main"] == "raw"  # no dev calibration yet
+    assert out["rows"]["cues"] == {
+        **llm_meld.ROWS["cues"],
+        "n": 0,
+        "n_planned": 10,
+        "status": "unfinished",
+        "n_dev_calibration": 0,
+    }
+    assert out["rows"]["zero-shot @ cue subset"]["n"] == 10
+    json.dumps(out)  # JSON-ready
+
+
+def test_scored_rows_on_a_tiny_llama_resume_per_dialogue(
+    tiny_llama: Path, mini_data_root: Path, tmp_path: Path
+) -> None:
+    data = load_dataset("meld", "test", root=mini_data_root)
+    rec = llm_meld._recognizer(str(tiny_llama), llm_meld.ROWS["zero-shot"], tmp_path, False)
+    path = tmp_path / "zero-shot.test.jsonl"
+    seen: list[int] = []
+    original = rec.predict
+
+    def counting(inputs: Any) -> Any:
+        seen.append(sum(len(d) for d in inputs))
+        return original(inputs)
+
+    rec.predict = counting
+    part = data.limit(1)
+    llm_meld.run_phase(rec, part, path, print, min_chunk=1)
+    n_first = len(llm_meld.read_records(path))
+    assert n_first == len(part)
+    llm_meld.run_phase(rec, data, path, print, min_chunk=1)
+    records = llm_meld.read_records(path)
+    assert sorted(r["id"] for r in records) == sorted(e.id for e in data.examples)
+    assert sum(seen) == len(data)  # nothing scored twice
+    r = records[0]
+    assert set(r["scores"]) == set(llm_meld.LABELS) and r["prompt_tokens"] > 0
+    assert all(np.isfinite(list(x["scores"].values())).all() for x in records)
+    with pytest.raises(SystemExit):
+        llm_meld.main(["--rows", "nope"])
+
+
+def test_every_row_runs_and_resumes_on_a_tiny_llama(
+    tiny_llama: Path, mini_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llm_meld, "WORK", tmp_path / "work")
+    monkeypatch.setattr(llm_meld, "RESULTS", tmp_path / "llm_meld.json")
+    args = [
+        "--model", str(tiny_llama), "--data-root", str(mini_data_root), "--test-limit", "8",
+        "--cue-test", "4", "--dev-n", "4", "--cue-dev-n", "3", "--train-n", "12",
+        "--held-out-n", "4", "--precision-n", "3", "--epochs", "2",
+    ]  # fmt: skip
+    assert llm_meld.main(args) == 0
+    assert llm_meld.main([*args, "--summarise"]) == 0
+    out = json.loads((tmp_path / "llm_meld.json").read_text())
+    for name in llm_meld.ORDER:
+        row = out["rows"][name]
+        assert row["status"] == "finished", name
+        assert row["calibrated"]["weighted_f1"] >= 0
+    cues = out["rows"]["cues"]
+    assert 0 <= cues["stage1_descriptions_valid_rate"] <= 1
+    train = out["rows"]["lora-r-c"]["training"]
+    assert train["epochs"][0]["items"] < train["train_examples"]  # curriculum
+    assert all("held_out_loss" in e for e in train["epochs"])
+    assert train["peak_rss_mb_this_run"] > 0 and train["train_examples_per_second"] > 0
+    assert out["precision"]["argmax_agreement"] >= 0
+    # A rerun finds everything done; other settings in the same folder are refused.
+    assert llm_meld.main(args) == 0
+    assert llm_meld.main([*args, "--epochs", "3"]) == 2
+
+
+def test_markdown_table_marks_unfinished_rows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    llm_meld.append_records(tmp_path / "zero-shot.test.jsonl", _records(30, rng, 0.0))
+    setup = {
+        "planned": {"test": 300, "cue-subset": 10, "dev": 200, "cue-dev": 5, "train": 50},
+        "cue_test_ids": [],
+    }
+    table = llm_meld.markdown_table(llm_meld.summarise(tmp_path, setup))
+    row = next(line for line in table.splitlines() if line.startswith("| zero-shot |"))
+    assert "30/300 | unfinished (uncalibrated)" in row
+    assert "| PRC-Emo, Qwen3-8B" in table and "0.704" in table
