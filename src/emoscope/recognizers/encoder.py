@@ -499,11 +499,13 @@ class EncoderRecognizer:
             raise EmoscopeError(f"neutral_prior must be a positive number, got {neutral_prior!r}")
         self.neutral_prior = prior
         self._token_sums: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+        self._encoder_model = model
         if backend == "torch":
             self._token_sums = self._torch_token_sums
         elif backend == "torch-bf16":
-            from emoscope.recognizers.precision import bf16_autocast
+            from emoscope.recognizers.precision import bf16_autocast, bf16_linear_copy
 
+            self._encoder_model = bf16_linear_copy(model)
             self._token_sums = bf16_autocast(self._torch_token_sums)
         else:
             from emoscope.recognizers.encoder_onnx import OnnxTextEncoder
@@ -514,7 +516,8 @@ class EncoderRecognizer:
         self, input_ids: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # float() is a no-op in float32 and keeps a bfloat16 run's token sums exact
-        h = self.model.upper(self.model.lower(input_ids, mask), mask).float()
+        enc = self._encoder_model
+        h = enc.upper(enc.lower(input_ids, mask), mask).float()
         m = mask.to(h.dtype)[..., None]
         return (h * m).sum(1), m.sum(1)
 
