@@ -467,7 +467,7 @@ class EncoderRecognizer:
         self,
         path: str | Path | None = None,
         taxonomy: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = 128,
         backend: str = "auto",
         *,
         neutral_prior: float = 1.0,
