@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL_DIR = "data/default_model"
-BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
 
 
 def default_model_path() -> Path:
@@ -456,7 +456,8 @@ class EncoderRecognizer:
         backend: ``auto`` (default) is ``torch-bf16`` where the CPU has native bfloat16
             arithmetic (AVX512-BF16 or AMX) and ``torch`` (float32) elsewhere (see
             :mod:`emoscope.recognizers.precision`); ``torch-bf16`` runs the utterance encoder
-            under bfloat16 autocast; ``onnx`` runs the utterance encoder in ONNX Runtime and
+            under bfloat16 autocast (its linear weights cast once); ``torch-int8`` with
+            dynamically int8-quantised linear layers (torch's ``quantize_dynamic``); ``onnx`` runs the utterance encoder in ONNX Runtime and
             ``onnx-int8`` does so with dynamically int8-quantised weights (see
             :mod:`emoscope.recognizers.encoder_onnx`).
     """
@@ -507,6 +508,11 @@ class EncoderRecognizer:
 
             self._encoder_model = bf16_linear_copy(model)
             self._token_sums = bf16_autocast(self._torch_token_sums)
+        elif backend == "torch-int8":
+            from emoscope.recognizers.precision import int8_linear_copy
+
+            self._encoder_model = int8_linear_copy(model)
+            self._token_sums = self._torch_token_sums
         else:
             from emoscope.recognizers.encoder_onnx import OnnxTextEncoder
 

@@ -21,10 +21,16 @@ from torch import nn
 
 from emoscope.errors import EmoscopeError
 
-__all__ = ["bf16_autocast", "bf16_linear_copy", "bf16_native", "default_backend"]
+__all__ = [
+    "bf16_autocast",
+    "bf16_linear_copy",
+    "bf16_native",
+    "default_backend",
+    "int8_linear_copy",
+]
 
 _ENV = "EMOSCOPE_BACKEND"
-_CONCRETE = ("torch", "torch-bf16", "onnx", "onnx-int8")
+_CONCRETE = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
 
 
 @functools.cache
@@ -74,12 +80,32 @@ def bf16_linear_copy(model: nn.Module, part: str = "backbone") -> nn.Module:
     itself stays float32 (training and saving read it). The copy is a snapshot: changes to
     ``model``'s linear weights made afterwards do not reach it.
     """
-    linears = [m for m in getattr(model, part).modules() if isinstance(m, nn.Linear)]
-    copied = {id(p) for m in linears for p in m.parameters()}
-    shared = itertools.chain(model.parameters(), model.buffers())
-    memo: dict[int, object] = {id(t): t for t in shared if id(t) not in copied}
-    fast = copy.deepcopy(model, memo)
+    fast = _copy_linears(model, part)
     for m in getattr(fast, part).modules():
         if isinstance(m, nn.Linear):
             m.to(torch.bfloat16)
     return fast.eval()
+
+
+def int8_linear_copy(model: nn.Module, part: str = "backbone") -> nn.Module:
+    """A copy of ``model`` whose ``part``'s linear layers are dynamically int8-quantised
+    (Jacob et al., 2018, "Quantization and Training of Neural Networks for Efficient
+    Integer-Arithmetic-Only Inference"; ``torch.ao.quantization.quantize_dynamic``: int8 weights,
+    activations quantised per call, VNNI int8 products on x86); every other tensor is shared
+    with ``model``, which stays float32."""
+    fast = _copy_linears(model, part)
+    sub = getattr(fast, part)
+    for m in sub.modules():
+        if isinstance(m, nn.Linear):
+            m.__class__ = nn.Linear  # quantize_dynamic matches the exact type, not subclasses
+    torch.ao.quantization.quantize_dynamic(sub, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    return fast.eval()
+
+
+def _copy_linears(model: nn.Module, part: str) -> nn.Module:
+    """A deep copy of ``model`` in which only ``part``'s linear layers' tensors are new."""
+    linears = [m for m in getattr(model, part).modules() if isinstance(m, nn.Linear)]
+    copied = {id(p) for m in linears for p in m.parameters()}
+    shared = itertools.chain(model.parameters(), model.buffers())
+    memo: dict[int, object] = {id(t): t for t in shared if id(t) not in copied}
+    return copy.deepcopy(model, memo)
