@@ -116,12 +116,12 @@ def run_parts(
         if name in results and name not in redo and not results[name].get("failed"):
             print(f"skip {name}: already in {out} (--redo {name} to measure again)", flush=True)
             continue
-        before, stat0 = os.getloadavg(), _cpu_times()
+        before, stat0 = os.getloadavg(), cpu_times()
         result = run_part(name)
-        after, stat1 = os.getloadavg(), _cpu_times()
+        after, stat1 = os.getloadavg(), cpu_times()
         result["load_average_before"] = [round(x, 2) for x in before]
         result["load_average_after"] = [round(x, 2) for x in after]
-        result.update(_contention(before, after, stat0, stat1))
+        result.update(contention(before, after, stat0, stat1))
         result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         results[name] = result
         print(name, json.dumps(result)[:400], flush=True)
@@ -129,7 +129,7 @@ def run_parts(
     return results
 
 
-def _cpu_times() -> list[int] | None:
+def cpu_times() -> list[int] | None:
     """The machine's cumulative CPU ticks (user, nice, system, idle, ...) from /proc/stat."""
     try:
         with open("/proc/stat", encoding="ascii") as f:
@@ -138,7 +138,7 @@ def _cpu_times() -> list[int] | None:
         return None
 
 
-def _contention(
+def contention(
     before: tuple[float, ...],
     after: tuple[float, ...],
     stat0: list[int] | None,

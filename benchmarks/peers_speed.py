@@ -203,7 +203,12 @@ def train_run(system: str, data: str, shots: int, draw: int) -> dict[str, Any]:
             trainer = Trainer(
                 model=model,
                 args=TrainingArguments(
-                    batch_size=16, num_epochs=1, num_iterations=20, seed=draw, report_to="none"
+                    output_dir=str(Path(tmp) / "setfit"),
+                    batch_size=16,
+                    num_epochs=1,
+                    num_iterations=20,
+                    seed=draw,
+                    report_to="none",
                 ),
                 train_dataset=Dataset.from_dict(
                     {"text": [t for t, _ in train], "label": [lab for _, lab in train]}

@@ -79,7 +79,9 @@ def test_bf16_linear_copy_equals_autocast_and_leaves_the_model_float32(monkeypat
     params = dict(model.named_parameters())
     n_bf16 = 0
     for name, p in fast.named_parameters():
-        linear = name.startswith("backbone.encoder.") and p.dim() in (1, 2) and "LayerNorm" not in name
+        linear = (
+            name.startswith("backbone.encoder.") and p.dim() in (1, 2) and "LayerNorm" not in name
+        )
         if linear and p.dtype == torch.bfloat16:
             assert params[name].dtype == torch.float32
             assert torch.equal(p, params[name].to(torch.bfloat16))
