@@ -203,7 +203,12 @@ def train_run(system: str, data: str, shots: int, draw: int) -> dict[str, Any]:
             trainer = Trainer(
                 model=model,
                 args=TrainingArguments(
-                    batch_size=16, num_epochs=1, num_iterations=20, seed=draw, report_to="none"
+                    output_dir=str(Path(tmp) / "setfit"),
+                    batch_size=16,
+                    num_epochs=1,
+                    num_iterations=20,
+                    seed=draw,
+                    report_to="none",
                 ),
                 train_dataset=Dataset.from_dict(
                     {"text": [t for t, _ in train], "label": [lab for _, lab in train]}
@@ -313,6 +318,9 @@ def main() -> None:
     ap.add_argument("--data", default="goemotions-ekman,meld")
     ap.add_argument("--setfit-python", default=sys.executable)
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument(
+        "--skip-speed", action="store_true", help="training parts only (speed wants a quiet CPU)"
+    )
     ap.add_argument("--redo", default="", help="comma-separated part names to measure again")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -324,7 +332,7 @@ def main() -> None:
             res = train_run(system, data, int(shots), int(draw))
         print(json.dumps(res))
         return
-    names = [f"speed:{s}" for s in SPEED]
+    names = [] if args.skip_speed else [f"speed:{s}" for s in SPEED]
     if not args.skip_training:
         for draw in range(args.draws):  # every cell gets one draw before any gets a second
             for shots in (int(x) for x in args.shots.split(",")):

@@ -45,9 +45,15 @@ from _common import run_parts
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "roofline.json"
 PARTS = ("flops", "gemm", "backends", "isa", "gemm-noamx", "backends-noamx")
-BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
 NO_AMX = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI", "MKL_ENABLE_INSTRUCTIONS": "AVX512"}
-PEAK_OF = {"torch": "fp32", "torch-bf16": "bf16", "onnx": "fp32", "onnx-int8": "int8-ort"}
+PEAK_OF = {
+    "torch": "fp32",
+    "torch-bf16": "bf16",
+    "torch-int8": "int8-torch",
+    "onnx": "fp32",
+    "onnx-int8": "int8-ort",
+}
 
 
 # -- timing -----------------------------------------------------------------------------------

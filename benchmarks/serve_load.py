@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from _common import machine_info
+from _common import contention, cpu_times, machine_info
 from emoscope import __version__
 from emoscope._io import write_json
 
@@ -291,6 +291,7 @@ def _run_one(args: argparse.Namespace, batch_wait_ms: float) -> dict[str, Any]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     load_start = os.getloadavg()
+    stat_start = cpu_times()
     t_start = time.monotonic()
     server = _start_server(args, port, batch_wait_ms)
     start_seconds = time.monotonic() - t_start
@@ -353,7 +354,7 @@ def _run_one(args: argparse.Namespace, batch_wait_ms: float) -> dict[str, Any]:
         },
     }
     load_end = os.getloadavg()
-    result["contended"] = max(load_start[0], load_end[0]) > (os.cpu_count() or 1) * 0.75
+    result.update(contention(load_start, load_end, stat_start, cpu_times()))
     print(
         f"batch_wait_ms={batch_wait_ms:g}: errors={errors}, rss {rss_start:.0f} -> {rss_end:.0f} MB"
     )

@@ -6,8 +6,8 @@ Configurations (each measured in its own subprocess so peak RSS is its own):
   autocast on a CPU with native bf16, float32 elsewhere);
 - ``minilm-torch``: the shipped model, PyTorch float32;
 - ``minilm-torch-bf16``: bfloat16 autocast of the utterance encoder (AMX on this CPU);
-- ``minilm-torch-dynamic-int8``: torch dynamic int8 quantisation of the encoder's linear layers
-  (``torch.ao.quantization.quantize_dynamic``) — a candidate, measured, not a backend;
+- ``minilm-torch-int8``: torch dynamic int8 quantisation of the encoder's linear layers
+  (``backend="torch-int8"``, ``torch.ao.quantization.quantize_dynamic``);
 - ``minilm-onnx``: the same, utterance encoder in ONNX Runtime (fp32);
 - ``minilm-onnx-int8``: the same with dynamic int8 quantisation (accuracy change reported);
 - ``distilroberta-torch``: the same pipeline (chunking, context model, heads) on a
@@ -47,7 +47,7 @@ CONFIGS = (
     "default",
     "minilm-torch",
     "minilm-torch-bf16",
-    "minilm-torch-dynamic-int8",
+    "minilm-torch-int8",
     "minilm-onnx",
     "minilm-onnx-int8",
     "distilroberta-torch",
@@ -60,17 +60,6 @@ def _recognizer(config: str) -> Any:
 
     if config == "default":
         return EncoderRecognizer()
-    if config == "minilm-torch-dynamic-int8":
-        import torch
-
-        rec = EncoderRecognizer(backend="torch")
-        for m in rec.model.backbone.modules():  # _bert's uninitialised Linear is a plain Linear
-            if isinstance(m, torch.nn.Linear):
-                m.__class__ = torch.nn.Linear
-        rec.model.backbone = torch.ao.quantization.quantize_dynamic(
-            rec.model.backbone, {torch.nn.Linear}, dtype=torch.qint8
-        )
-        return rec
     if config.startswith("minilm-"):
         return EncoderRecognizer(backend=config.removeprefix("minilm-"))
     from transformers import RobertaConfig, RobertaModel

@@ -119,3 +119,22 @@ def test_truncation_warning_reaches_http_and_annotate(model, tmp_path: Path) -> 
         rows = list(csv.DictReader(fh))
     assert rows[0]["pred_language"] == "en" and json.loads(rows[0]["pred_warnings"]) == []
     assert json.loads(rows[-1]["pred_warnings"])[0].startswith("context-truncated:")
+
+
+def test_langid_model_is_decompressed_once_into_the_cache(monkeypatch, tmp_path: Path) -> None:
+    pytest.importorskip("py3langid")
+    from emoscope import language
+
+    monkeypatch.setenv("EMOSCOPE_CACHE", str(tmp_path))
+    language._identifier.cache_clear()
+    try:
+        first = [detect(t) for t in ("Je suis très content", "I am so happy", "我非常生气")]
+        (cached,) = (tmp_path / "langid").glob("model-*.npz")
+        assert not list((tmp_path / "langid").glob("*.tmp"))
+        stamp = cached.stat().st_mtime_ns
+        language._identifier.cache_clear()
+        assert [detect(t) for t in ("Je suis très content", "I am so happy", "我非常生气")] == first
+        assert cached.stat().st_mtime_ns == stamp  # read, not written again
+        assert [d.language for d in first] == ["fr", "en", "zh"]
+    finally:
+        language._identifier.cache_clear()

@@ -50,7 +50,8 @@ def load(
     """Load emoscope's default model (or a model folder saved by ``emoscope train``).
 
     ``backend`` is ``auto`` (bfloat16 where the CPU has it natively, else float32), ``torch``
-    (float32), ``torch-bf16``, ``onnx`` or ``onnx-int8`` (the last two need ``emoscope[onnx]``).
+    (float32), ``torch-bf16``, ``torch-int8``, ``onnx`` or ``onnx-int8`` (the last two need
+    ``emoscope[onnx]``).
     ``neutral_prior`` below 1 lowers the neutral label's probability for texts from domains
     with fewer neutral texts than MELD (0.35 was fitted on dev data; ``docs/model_card.md``).
     """

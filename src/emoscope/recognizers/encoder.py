@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL_DIR = "data/default_model"
-BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
 
 
 def default_model_path() -> Path:
@@ -146,7 +146,8 @@ class EncoderRecognizer(RecognizerMixin):
         backend: ``auto`` (default) is ``torch-bf16`` where the CPU has native bfloat16
             arithmetic (AVX512-BF16 or AMX) and ``torch`` (float32) elsewhere (see
             :mod:`emoscope.recognizers.precision`); ``torch-bf16`` runs the utterance encoder
-            under bfloat16 autocast; ``onnx`` runs the utterance encoder in ONNX Runtime and
+            under bfloat16 autocast (its linear weights cast once); ``torch-int8`` with
+            dynamically int8-quantised linear layers (torch's ``quantize_dynamic``); ``onnx`` runs the utterance encoder in ONNX Runtime and
             ``onnx-int8`` does so with dynamically int8-quantised weights (see
             :mod:`emoscope.recognizers.encoder_onnx`).
     """
@@ -157,7 +158,7 @@ class EncoderRecognizer(RecognizerMixin):
         self,
         path: str | Path | None = None,
         taxonomy: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = 128,
         backend: str = "auto",
         *,
         neutral_prior: float = 1.0,
@@ -189,12 +190,19 @@ class EncoderRecognizer(RecognizerMixin):
             raise EmoscopeError(f"neutral_prior must be a positive number, got {neutral_prior!r}")
         self.neutral_prior = prior
         self._token_sums: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+        self._encoder_model = model
         if backend == "torch":
             self._token_sums = self._torch_token_sums
         elif backend == "torch-bf16":
-            from emoscope.recognizers.precision import bf16_autocast
+            from emoscope.recognizers.precision import bf16_autocast, bf16_linear_copy
 
+            self._encoder_model = bf16_linear_copy(model)
             self._token_sums = bf16_autocast(self._torch_token_sums)
+        elif backend == "torch-int8":
+            from emoscope.recognizers.precision import int8_linear_copy
+
+            self._encoder_model = int8_linear_copy(model)
+            self._token_sums = self._torch_token_sums
         else:
             from emoscope.recognizers.encoder_onnx import OnnxTextEncoder
 
@@ -204,7 +212,8 @@ class EncoderRecognizer(RecognizerMixin):
         self, input_ids: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # float() is a no-op in float32 and keeps a bfloat16 run's token sums exact
-        h = self.model.upper(self.model.lower(input_ids, mask), mask).float()
+        enc = self._encoder_model
+        h = enc.upper(enc.lower(input_ids, mask), mask).float()
         m = mask.to(h.dtype)[..., None]
         return (h * m).sum(1), m.sum(1)
 

@@ -10,18 +10,27 @@ shipped model bfloat16 autocast changes MELD test weighted-F1 by less than 0.001
 
 from __future__ import annotations
 
+import copy
 import functools
+import itertools
 import os
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from emoscope.errors import EmoscopeError
 
-__all__ = ["bf16_autocast", "bf16_native", "default_backend"]
+__all__ = [
+    "bf16_autocast",
+    "bf16_linear_copy",
+    "bf16_native",
+    "default_backend",
+    "int8_linear_copy",
+]
 
 _ENV = "EMOSCOPE_BACKEND"
-_CONCRETE = ("torch", "torch-bf16", "onnx", "onnx-int8")
+_CONCRETE = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
 
 
 @functools.cache
@@ -59,3 +68,44 @@ def bf16_autocast(fn: TokenSums) -> TokenSums:
         return sums.float(), counts.float()
 
     return run
+
+
+def bf16_linear_copy(model: nn.Module, part: str = "backbone") -> nn.Module:
+    """A copy of ``model`` whose ``part``'s linear layers hold bfloat16 weights; every other
+    parameter and buffer is shared with ``model``, not copied.
+
+    Autocast casts each float32 weight to bfloat16 again at every forward pass (the whole
+    backbone's weights per call: most of a single text's latency); casting them once gives the
+    same rounding, so the outputs under :func:`bf16_autocast` are bit-identical. ``model``
+    itself stays float32 (training and saving read it). The copy is a snapshot: changes to
+    ``model``'s linear weights made afterwards do not reach it.
+    """
+    fast = _copy_linears(model, part)
+    for m in getattr(fast, part).modules():
+        if isinstance(m, nn.Linear):
+            m.to(torch.bfloat16)
+    return fast.eval()
+
+
+def int8_linear_copy(model: nn.Module, part: str = "backbone") -> nn.Module:
+    """A copy of ``model`` whose ``part``'s linear layers are dynamically int8-quantised
+    (Jacob et al., 2018, "Quantization and Training of Neural Networks for Efficient
+    Integer-Arithmetic-Only Inference"; ``torch.ao.quantization.quantize_dynamic``: int8 weights,
+    activations quantised per call, VNNI int8 products on x86); every other tensor is shared
+    with ``model``, which stays float32."""
+    fast = _copy_linears(model, part)
+    sub = getattr(fast, part)
+    for m in sub.modules():
+        if isinstance(m, nn.Linear):
+            m.__class__ = nn.Linear  # quantize_dynamic matches the exact type, not subclasses
+    torch.ao.quantization.quantize_dynamic(sub, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    return fast.eval()
+
+
+def _copy_linears(model: nn.Module, part: str) -> nn.Module:
+    """A deep copy of ``model`` in which only ``part``'s linear layers' tensors are new."""
+    linears = [m for m in getattr(model, part).modules() if isinstance(m, nn.Linear)]
+    copied = {id(p) for m in linears for p in m.parameters()}
+    shared = itertools.chain(model.parameters(), model.buffers())
+    memo: dict[int, object] = {id(t): t for t in shared if id(t) not in copied}
+    return copy.deepcopy(model, memo)
