@@ -133,7 +133,9 @@ def test_a_kill_at_any_step_of_finishing_resumes_to_the_same_output(
 
 def test_sigint_ends_with_130_and_a_resume_hint(tmp_path: Path) -> None:
     """Defect 9: SIGINT ended annotate with exit 130 and no hint to --resume."""
-    src = _write_csv(tmp_path / "in.csv", 300)
+    # 300 chunks of 10 rows at 0.05 s each: the run lasts long enough that the signal always
+    # arrives before the end (with 300 rows a loaded machine saw it finish first)
+    src = _write_csv(tmp_path / "in.csv", 3000)
     out = tmp_path / "out.csv"
     cmd = [sys.executable, "-m", "emoscope.cli", "annotate", str(src), str(out),
            "--chunk-size", "10", "-r", "scale_helpers:SlowRecognizer", "--workers", "1",
