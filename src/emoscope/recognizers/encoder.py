@@ -28,6 +28,7 @@ format are :mod:`emoscope.recognizers.encoder_model` (their names are importable
 from __future__ import annotations
 
 import math
+import typing
 import warnings
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -147,7 +148,8 @@ class EncoderRecognizer(RecognizerMixin):
             arithmetic (AVX512-BF16 or AMX) and ``torch`` (float32) elsewhere (see
             :mod:`emoscope.recognizers.precision`); ``torch-bf16`` runs the utterance encoder
             under bfloat16 autocast (its linear weights cast once); ``torch-int8`` with
-            dynamically int8-quantised linear layers (torch's ``quantize_dynamic``); ``onnx`` runs the utterance encoder in ONNX Runtime and
+            dynamically int8-quantised linear layers (torch's ``quantize_dynamic``); ``onnx``
+            runs the utterance encoder in ONNX Runtime and
             ``onnx-int8`` does so with dynamically int8-quantised weights (see
             :mod:`emoscope.recognizers.encoder_onnx`).
     """
@@ -196,12 +198,12 @@ class EncoderRecognizer(RecognizerMixin):
         elif backend == "torch-bf16":
             from emoscope.recognizers.precision import bf16_autocast, bf16_linear_copy
 
-            self._encoder_model = bf16_linear_copy(model)
+            self._encoder_model = typing.cast(EmotionEncoder, bf16_linear_copy(model))
             self._token_sums = bf16_autocast(self._torch_token_sums)
         elif backend == "torch-int8":
             from emoscope.recognizers.precision import int8_linear_copy
 
-            self._encoder_model = int8_linear_copy(model)
+            self._encoder_model = typing.cast(EmotionEncoder, int8_linear_copy(model))
             self._token_sums = self._torch_token_sums
         else:
             from emoscope.recognizers.encoder_onnx import OnnxTextEncoder
