@@ -123,7 +123,7 @@ def _best_and_english(ident: Any, text: str) -> tuple[str, float, float]:
     """
     scores = ident._decide(text)
     best = int(scores.argmax())
-    english = _english_column(tuple(ident.nb_classes))
+    english = _english_column()
     return (
         str(ident.nb_classes[best]),
         float(scores[best]),
@@ -132,7 +132,9 @@ def _best_and_english(ident: Any, text: str) -> tuple[str, float, float]:
 
 
 @functools.cache
-def _english_column(classes: tuple[str, ...]) -> int | None:
+def _english_column() -> int | None:
+    """English's column in the (one, cached) identifier's scores, found once."""
+    classes = list(_identifier().nb_classes)
     return classes.index("en") if "en" in classes else None
 
 

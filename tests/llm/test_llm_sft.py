@@ -62,25 +62,30 @@ def test_long_prompts_lose_their_beginning(tokenizer: object) -> None:
         encode_example(tokenizer, msgs, "anger", max_seq_len=2)
 
 
+def tiny_lora_config(tiny_llama: Path, **changes: object) -> SFTConfig:
+    """A LoRA run on the tiny model that learns in a few steps (3 epochs, high rate)."""
+    settings: dict[str, object] = {
+        "base_model": str(tiny_llama),
+        "prompt": "zero-shot",
+        "retrieve": 0,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lr": 2e-2,
+        "warmup_ratio": 0.0,
+        "epochs": 3,
+        "batch_size": 2,
+        "grad_accum": 1,
+        "neftune_alpha": 0.0,
+        "device": "cpu",
+        "seed": 1,
+    }
+    return SFTConfig(**{**settings, **changes})  # type: ignore[arg-type]
+
+
 def test_lora_training_reduces_the_loss_and_saves_an_adapter(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
-    cfg = SFTConfig(
-        base_model=str(tiny_llama),
-        prompt="zero-shot",
-        retrieve=0,
-        lora_r=8,
-        lora_alpha=16,
-        lr=2e-2,
-        max_grad_norm=1.0,
-        warmup_ratio=0.0,
-        epochs=3,
-        batch_size=2,
-        grad_accum=1,
-        neftune_alpha=0.0,
-        device="cpu",
-        seed=1,
-    )
+    cfg = tiny_lora_config(tiny_llama, max_grad_norm=1.0)
     out = tmp_path / "adapter"
     log = train_lora(examples(), cfg, out, prompt_settings={"variant": "zero-shot"})
     assert log["loss_after"] < 0.2 * log["loss_before"], log
@@ -161,23 +166,7 @@ def test_bad_configs(changes: dict[str, object], message: str) -> None:
 def test_held_out_loss_per_epoch_and_resume_from_an_epoch_checkpoint(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
-    cfg = SFTConfig(
-        base_model=str(tiny_llama),
-        prompt="zero-shot",
-        retrieve=0,
-        lora_r=8,
-        lora_alpha=16,
-        lr=2e-2,
-        warmup_ratio=0.0,
-        epochs=3,
-        batch_size=2,
-        grad_accum=1,
-        neftune_alpha=0.0,
-        curriculum="none",
-        device="cpu",
-        seed=1,
-        bf16_autocast=True,
-    )
+    cfg = tiny_lora_config(tiny_llama, curriculum="none", bf16_autocast=True)
     train, held = examples(8), examples(10)[8:]
     full = train_lora(train, cfg, tmp_path / "a", held_out=held, checkpoint_dir=tmp_path / "ck")
     assert [e["epoch"] for e in full["epochs"]] == [1, 2, 3]
