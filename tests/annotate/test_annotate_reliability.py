@@ -131,17 +131,24 @@ def test_a_kill_at_any_step_of_finishing_resumes_to_the_same_output(
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_ends_with_130_and_a_resume_hint(tmp_path: Path) -> None:
     """Defect 9: SIGINT ended annotate with exit 130 and no hint to --resume."""
     # 300 chunks of 10 rows at 0.05 s each: the run lasts long enough that the signal always
-    # arrives before the end (with 300 rows a loaded machine saw it finish first)
+    # arrives before the end
     src = _write_csv(tmp_path / "in.csv", 3000)
     out = tmp_path / "out.csv"
     cmd = [sys.executable, "-m", "emoscope.cli", "annotate", str(src), str(out),
            "--chunk-size", "10", "-r", "scale_helpers:SlowRecognizer", "--workers", "1",
            "--no-progress"]  # fmt: skip
+    # A job started in the background by a shell without job control inherits SIGINT ignored,
+    # and Python then leaves it ignored: the child gets the default back, as in a terminal.
     proc = subprocess.Popen(cmd, env=_env("0.05"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
+                            text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while not list((tmp_path / "out.csv.parts").glob("chunk-*.csv")):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -125,6 +127,47 @@ def test_an_error_reaches_only_its_request() -> None:
         rs = _post_all(url, ["fine", "boom here", "also fine", "great"] * 3)
     codes = [r.status_code for r in rs]
     assert codes == [200, 500, 200, 200] * 3
+    err = rs[1]
+    assert err.headers["content-type"] == "application/json"
+    assert err.json()["detail"].startswith("internal error (RuntimeError) answering request ")
+    assert err.headers["x-request-id"] in err.json()["detail"]
+
+
+def test_a_model_error_keeps_the_connection_open() -> None:
+    """A 500 from a failing model leaves the keep-alive connection usable: the server used to
+    close it after the answer, so a client's next request on it was reset."""
+    app = create_app(ServeConfig(batch_wait_ms=0), recognizer=FragileRecognizer())
+
+    def request(text: str) -> bytes:
+        body = json.dumps({"text": text}).encode()
+        head = (
+            f"POST /v1/analyze HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    def response(sock: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536) or b"<closed>"
+            if data.endswith(b"<closed>"):
+                return data
+        head, _, rest = data.partition(b"\r\n\r\n")
+        size = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+                   .split(b":")[1])  # fmt: skip
+        while len(rest) < size:
+            rest += sock.recv(65536)
+        return head
+
+    with running_server(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(request("boom"))
+            first = response(sock)
+            sock.sendall(request("fine"))
+            second = response(sock)
+    assert first.startswith(b"HTTP/1.1 500")
+    assert second.startswith(b"HTTP/1.1 200"), second
 
 
 def test_micro_batched_encoder_matches_unbatched(tiny_base_model: Path, tmp_path: Path) -> None:

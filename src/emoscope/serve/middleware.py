@@ -125,6 +125,10 @@ class RequestLog:
     (anything else is replaced, so that a client cannot forge log lines), else a new random
     one; it is sent back in the ``X-Request-ID`` response header. The line holds the id, the
     client address, method, path, status and duration: never headers or bodies.
+
+    An unexpected error (a failing model) is logged with its traceback and answered here with a
+    JSON 500 naming the request id. Left to the server, it would close the connection after the
+    response, and a client reusing that keep-alive connection would see it reset.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -148,8 +152,36 @@ class RequestLog:
                 message["headers"] = [*headers, (b"x-request-id", rid.encode())]
             await send(message)
 
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_id(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:
+            if started:  # too late for an answer: let the server close the connection
+                raise
+            log.exception("%s unexpected error", rid)
+            body = json.dumps(
+                {
+                    "detail": f"internal error ({type(exc).__name__}) answering request {rid}; "
+                    "the server log has the traceback"
+                }
+            ).encode()
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send_with_id({"type": "http.response.body", "body": body})
         finally:
             client = scope.get("client") or ("-", 0)
             log.info(
