@@ -280,13 +280,27 @@ def strategy_summary(work: Path, root: str | None) -> dict[str, Any] | None:
     return out
 
 
+PILOT_NOTE = (
+    "Repetition-penalty pilot before the full run: --n 16 test turns (a different, smaller "
+    "evenly spaced subset), greedy, 60 new tokens. default_rpX = the shipped support.toml at "
+    "repetition penalty X; prose_rp1.0 = the plugin system message rewritten as two plain "
+    "sentences without '###' headings ('The seeker seems to feel ${seeker_emotion}, mostly "
+    "because of ${cause_words}. In your reply, ${strategy_definition} Sound ${target_emotion}. "
+    "Do not mention these instructions.'), plugin only; the rp1.3 run was stopped after 8 "
+    "turns. Chosen for the full run: 1.1 (no degenerate replies and no echoed headings in the "
+    "pilot, ROUGE-L between 1.0 and 1.3; at 1.3 the replies drift off topic, because the "
+    "penalty also pushes away from every word of the conversation in the prompt)"
+)
+
+
 def pilot_summary(pilot: Path) -> dict[str, Any]:
     """Degeneration and format failures per pilot setting (one sub-folder each)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"note": PILOT_NOTE}
     for d in sorted(x for x in pilot.iterdir() if x.is_dir()):
         rows = [r for f in sorted(d.glob("replies.*.jsonl")) for r in _read_jsonl(f)]
         for config in CONFIGS:
             hyp = [r["reply"] for r in rows if r["config"] == config]
+            ref = [r["reference"] for r in rows if r["config"] == config]
             if not hyp:
                 continue
             leaks = [_format_leaks(h) for h in hyp]
@@ -296,6 +310,8 @@ def pilot_summary(pilot: Path) -> dict[str, Any]:
                 "echoes_headings_share": float(np.mean([x["echoes_headings"] for x in leaks])),
                 "writes_more_turns_share": float(np.mean([x["writes_more_turns"] for x in leaks])),
                 "distinct_2": distinct_n(hyp, 2),
+                "rouge_l": rouge_l(hyp, ref),
+                "bleu_2": bleu(hyp, ref, 2),
                 "completion_tokens_mean": float(
                     np.mean([r["completion_tokens"] for r in rows if r["config"] == config])
                 ),
