@@ -36,7 +36,11 @@ def respond(
     ],
     backend: Annotated[str, typer.Option(help="LLM backend: hf or openai.")] = "hf",
     strategy: Annotated[
-        str, typer.Option(help="auto (the planner's choice) or one of the 8 ESConv strategies.")
+        str,
+        typer.Option(
+            help="auto (the planner's choice), llm (the LLM's own, by label scoring; hf "
+            "backend) or one of the 8 ESConv strategies."
+        ),
     ] = "auto",
     plugin: Annotated[
         bool,
@@ -77,9 +81,11 @@ def respond(
         raise EmoscopeError(f"{dialogue}: holds {len(dialogues)} dialogues; respond takes one")
     (conv,) = dialogues
     # Check everything the user typed before loading any model.
-    if strategy != "auto":
+    if strategy not in ("auto", "llm"):
         normalize_strategy(strategy)
     find_seeker(conv, seeker)
+    if strategy == "llm" and backend != "hf":
+        raise EmoscopeError("--strategy llm needs label scoring: use --backend hf")
     llm = build_backend(backend, model, base_url=base_url, cache=cache)
     supporter = Supporter(llm, planner=planner, max_new_tokens=max_new_tokens)
     out = supporter.respond(conv, strategy=strategy, plugin=plugin, seeker=seeker)

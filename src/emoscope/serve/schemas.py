@@ -169,7 +169,9 @@ class RespondRequest(BaseModel):
 
     utterances: list[SupportUtteranceIn] = Field(min_length=1)
     strategy: str = Field(
-        default="auto", description="auto (the planner's choice) or an ESConv strategy name."
+        default="auto",
+        description="auto (the planner's choice), llm (the LLM's own by label scoring; hf "
+        "backend) or an ESConv strategy name.",
     )
     plugin: bool = Field(default=True, description="Put emoscope's reading in the prompt.")
     seeker: str | None = Field(
@@ -182,7 +184,10 @@ class RespondResponse(BaseModel):
 
     reply: str
     strategy: str | None
-    strategy_source: str = Field(description="given, planner or llm (no strategy in the prompt).")
+    strategy_source: str = Field(
+        description="given, planner, llm (the LLM's scored choice) or none (no strategy in the "
+        "prompt)."
+    )
     strategy_probs: dict[str, float] | None
     plugin: bool
     emotions: dict[str, Any]

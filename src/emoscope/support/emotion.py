@@ -223,7 +223,9 @@ def cause_words(
     spans = [m for m in _WORD.finditer(text) if m.group().lower() not in _STOP]
     if not spans or k < 1:
         return []
+    # A text that is one word becomes empty without it; it reads as "." (as in explain).
     variants = [text[: m.start()] + text[m.end() :] for m in spans]
+    variants = [v if v.strip() else "." for v in variants]
     preds = recognizer.predict([text, *variants])
     base = preds[0]
     label = base.label

@@ -3,14 +3,16 @@
 :class:`Supporter` joins the pieces of :mod:`emoscope.support` in the HEF arrangement (a small
 emotion model guiding a large one; Yang et al., "Enhancing Empathetic Response Generation by
 Augmenting LLMs with Small-scale Empathetic Models"): the seeker's emotion and VAD and their
-cause words (emoscope's encoder), the strategy (the planner, or one given), the target emotion
-(VAD rule), all put into the prompt of any :class:`~emoscope.llm.base.ChatBackend`. With
+cause words (emoscope's encoder), the strategy (the planner, one given, or the LLM's own choice
+by label scoring as in Kang et al., ACL 2024), the target emotion (VAD rule or learned
+transition), all put into the prompt of any :class:`~emoscope.llm.base.ChatBackend`. With
 ``plugin=False`` the LLM gets the conversation alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
 from emoscope.llm.base import ChatBackend
 from emoscope.support.emotion import EmotionTransition, TargetEmotion, cause_words, target_emotion
+from emoscope.support.llm_strategy import strategy_probs, strategy_scores
 from emoscope.support.planner import StrategyPlanner
 from emoscope.support.prompt import SupportPrompt
 from emoscope.support.state import read_states
@@ -135,24 +138,73 @@ class Supporter:
     ) -> SupportReply:
         """The supporter's next turn after ``dialogue``.
 
-        ``strategy``: ``auto`` (the planner's choice) or a strategy name (ESConv's eight;
-        ``Questions``/``Other`` spellings accepted). Without the plugin no strategy is given
-        to the LLM unless one is named.
+        ``strategy``: ``auto`` (the planner's choice), ``llm`` (the LLM's own choice by label
+        scoring, :mod:`emoscope.support.llm_strategy`; needs a backend that scores) or a
+        strategy name (ESConv's eight; ``Questions``/``Other`` spellings accepted). Without the
+        plugin no strategy is given to the LLM unless one is named or ``llm`` is asked.
 
         Raises:
-            EmoscopeError: no seeker turn, an unknown strategy name.
+            EmoscopeError: no seeker turn, an unknown strategy name, ``llm`` with a backend
+                that cannot score.
         """
-        named = None if strategy == "auto" else normalize_strategy(strategy)
+        (out,) = self.respond_many(
+            [dialogue], strategy=strategy, plugin=plugin, seeker=seeker, temperature=temperature
+        )
+        return out
+
+    def respond_many(
+        self,
+        dialogues: Sequence[Dialogue],
+        *,
+        strategy: str | Sequence[str] = "auto",
+        plugin: bool = True,
+        seeker: str | None = None,
+        temperature: float = 0.0,
+    ) -> list[SupportReply]:
+        """:meth:`respond` for several dialogues, their replies generated in one batched call.
+
+        ``strategy`` is one setting for all dialogues or one per dialogue.
+        """
+        strategies = [strategy] * len(dialogues) if isinstance(strategy, str) else list(strategy)
+        if len(strategies) != len(dialogues):
+            raise EmoscopeError(
+                f"{len(strategies)} strategies given for {len(dialogues)} dialogues"
+            )
+        drafts = [
+            self._draft(d, s, plugin, seeker) for d, s in zip(dialogues, strategies, strict=True)
+        ]
+        gens = self.backend.generate(
+            [d.prompt for d in drafts], max_new_tokens=self.max_new_tokens, temperature=temperature
+        )
+        return [
+            replace(
+                d,
+                reply=g.text.strip(),
+                usage={"prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens},
+            )
+            for d, g in zip(drafts, gens, strict=True)
+        ]
+
+    def _draft(
+        self, dialogue: Dialogue, strategy: str, plugin: bool, seeker: str | None
+    ) -> SupportReply:
+        """Everything of the reply but its text: emoscope's reading, the strategy, the prompt."""
+        named = None if strategy in ("auto", "llm") else normalize_strategy(strategy)
         (state,) = read_states(self.recognizer, dialogue, seeker=seeker)
         probs: dict[str, float] | None = None
         if named is not None:
             chosen, source = named, "given"
+        elif strategy == "llm":
+            probs = strategy_probs(
+                strategy_scores(self.backend, dialogue, state.seeker, self.prompt)
+            )
+            chosen, source = max(probs, key=probs.__getitem__), "llm"
         elif plugin:
             p = self.planner.predict_proba(state.features[None])[0]
             probs = {s: float(x) for s, x in zip(self.planner.classes_, p, strict=True)}
             chosen, source = max(probs, key=probs.__getitem__), "planner"
         else:
-            chosen, source = None, "llm"
+            chosen, source = None, "none"
         causes: list[str] = []
         target: TargetEmotion | None = None
         if plugin:
@@ -170,11 +222,8 @@ class Supporter:
             )
         else:
             messages = self.prompt.messages(dialogue, state.seeker, plugin=False, strategy=chosen)
-        (gen,) = self.backend.generate(
-            [messages], max_new_tokens=self.max_new_tokens, temperature=temperature
-        )
         return SupportReply(
-            reply=gen.text.strip(),
+            reply="",
             strategy=chosen,
             strategy_source=source,
             seeker=state.seeker,
@@ -184,6 +233,5 @@ class Supporter:
             plugin=plugin,
             prompt=messages,
             model=self.backend.model,
-            usage={"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens},
             strategy_probs=probs,
         )
