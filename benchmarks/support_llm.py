@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -189,15 +190,34 @@ def generate(args: argparse.Namespace) -> None:
             print(f"{start + len(chunk)}/{len(todo)} turns", flush=True)
 
 
+#: A reply that talks about the task instead of to the seeker: it names the strategy or the
+#: roles, announces "the next turn" or "a response:", or writes a bold label. Every one of 12
+#: replies drawn at random from the matches of the 500-turn run was such a reply.
+_ABOUT_THE_TASK = re.compile(
+    r"\bstrateg(?:y|ies)\b|\bnext (?:turn|step)\b|\b(?:reply|response|turn)\s*:"
+    r"|\*\*[^*\n]{1,40}\*\*|\bhere(?:'s| is) (?:the|a|my) (?:reply|response|next|supportive)"
+    r"|\b(?:seeker|supporter|help-seeker)\b",
+    re.IGNORECASE,
+)
+
+
 def _format_leaks(reply: str) -> dict[str, bool]:
-    """Two failure modes seen in raw replies: the prompt's ``###`` headings copied, and the
-    model writing further turns of the conversation (``Seeker:``/``Supporter:`` lines)."""
+    """Failure modes seen in raw replies: the prompt's ``###`` headings copied, the model
+    writing further turns of the conversation (``Seeker:``/``Supporter:`` lines), and a reply
+    about the task rather than to the seeker (:data:`_ABOUT_THE_TASK`)."""
     return {
         "echoes_headings": "###" in reply,
         "writes_more_turns": any(
             line.strip().startswith(("Seeker:", "Supporter:")) for line in reply.splitlines()
         ),
+        "about_the_task": _ABOUT_THE_TASK.search(reply) is not None,
     }
+
+
+def _leak_shares(replies: list[str]) -> dict[str, float]:
+    """The share of ``replies`` showing each failure of :func:`_format_leaks`."""
+    leaks = [_format_leaks(h) for h in replies]
+    return {f"{k}_share": float(np.mean([x[k] for x in leaks])) for k in leaks[0]}
 
 
 def reply_stats(items: list[dict[str, Any]], recognizer: Any, transition: Any) -> dict[str, Any]:
@@ -215,14 +235,12 @@ def reply_stats(items: list[dict[str, Any]], recognizer: Any, transition: Any) -
     targets = [target_emotion(tuple(r["seeker_vad"]), transition) for r in items]
     vad = np.array([p.vad for p in preds])
     tv = np.array([t.vad for t in targets])
-    leaks = [_format_leaks(h) for h in hyp]
     step = max(len(items) // 6, 1)
     return {
         "n": len(items),
         "degenerate_share": degenerate_share(hyp),
         "empty_share": float(np.mean([not h.strip() for h in hyp])),
-        "echoes_headings_share": float(np.mean([x["echoes_headings"] for x in leaks])),
-        "writes_more_turns_share": float(np.mean([x["writes_more_turns"] for x in leaks])),
+        **_leak_shares(hyp),
         "bleu_2": bleu(hyp, ref, 2),
         "rouge_l": rouge_l(hyp, ref),
         "distinct_1": distinct_n(hyp, 1),
@@ -303,12 +321,10 @@ def pilot_summary(pilot: Path) -> dict[str, Any]:
             ref = [r["reference"] for r in rows if r["config"] == config]
             if not hyp:
                 continue
-            leaks = [_format_leaks(h) for h in hyp]
             out[f"{d.name}/{config}"] = {
                 "n": len(hyp),
                 "degenerate_share": degenerate_share(hyp),
-                "echoes_headings_share": float(np.mean([x["echoes_headings"] for x in leaks])),
-                "writes_more_turns_share": float(np.mean([x["writes_more_turns"] for x in leaks])),
+                **_leak_shares(hyp),
                 "distinct_2": distinct_n(hyp, 2),
                 "rouge_l": rouge_l(hyp, ref),
                 "bleu_2": bleu(hyp, ref, 2),
