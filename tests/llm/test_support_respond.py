@@ -105,7 +105,19 @@ def test_respond_with_a_tiny_hf_model(run: Run, conversation: Path, tiny_llama: 
     assert result["usage"]["completion_tokens"] <= 5 and result["model"] == str(tiny_llama)
 
 
+def test_a_local_model_replies_with_the_piloted_repetition_penalty(tiny_llama: Path) -> None:
+    from emoscope.cli.support import build_backend
+
+    assert build_backend("hf", str(tiny_llama)).repetition_penalty == 1.1
+    assert build_backend("hf", str(tiny_llama), repetition_penalty=1.0).repetition_penalty == 1.0
+
+
 def test_respond_bad_input(run: Run, conversation: Path, tmp_path: Path) -> None:
+    _one_line_error(
+        run("respond", str(conversation), "--model", "x", "--backend", "openai",
+            "--base-url", "http://127.0.0.1:9", "--repetition-penalty", "1.2"),
+        "--repetition-penalty applies to --backend hf only",
+    )  # fmt: skip
     _one_line_error(
         run("respond", str(conversation), "--model", "x", "--strategy", "Hugging"),
         "unknown strategy 'Hugging'",

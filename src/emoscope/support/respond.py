@@ -27,10 +27,14 @@ from emoscope.support.planner import StrategyPlanner
 from emoscope.support.prompt import SupportPrompt
 from emoscope.support.state import read_states
 
-__all__ = ["SupportReply", "Supporter", "default_planner_path"]
+__all__ = ["REPLY_REPETITION_PENALTY", "SupportReply", "Supporter", "default_planner_path"]
 
 #: The learned target-emotion transition, shipped beside the planner when it beat the VAD rule.
 TRANSITION_FILE = "transition.json"
+#: Repetition penalty of a local model's replies (``respond``, ``serve --respond-model``): chosen
+#: on a 16-turn ESConv pilot with SmolLM2-135M-Instruct, where 1.0 looped in 6/16 plugin replies
+#: and copied the prompt's headings in 15/16, and 1.3 drifted off topic (docs/support.md).
+REPLY_REPETITION_PENALTY = 1.1
 
 
 def default_planner_path() -> Path:
