@@ -182,6 +182,10 @@ def row_metrics(
         variants["calibrated"] = LabelCalibration.fit(
             LABELS, scores_of(dev), [r["gold"] for r in dev]
         )
+        # the dev label frequencies added back (contextual calibration assumes uniform labels)
+        variants["label-prior"] = LabelCalibration.fit(
+            LABELS, scores_of(dev), [r["gold"] for r in dev], label_prior=True
+        )
     for name, cal in variants.items():
         p = cal.probabilities(s)
         pred = [LABELS[i] for i in p.argmax(1)]
@@ -195,9 +199,14 @@ def row_metrics(
             "ece": expected_calibration_error(conf, correct),
             "predicted": dict(Counter(pred).most_common()),
         }
-        if name == "calibrated":
+        if name in ("calibrated", "label-prior"):
             out[name]["prior"] = cal.prior
             out[name]["temperature"] = cal.temperature
+        if name == "label-prior":
+            out[name]["log_label_prior"] = cal.log_label_prior
+    top = Counter(gold).most_common(1)[0][0]
+    majority = classification_report(gold, [top] * len(gold), list(LABELS))
+    out["majority"] = {"label": top, **{k: majority[k] for k in ("weighted_f1", "accuracy")}}
     out["main"] = "calibrated" if dev else "raw"
     out["gold"] = dict(Counter(gold).most_common())
     out["prompt_tokens_per_utterance"] = float(np.mean([r["prompt_tokens"] for r in test]))
@@ -260,8 +269,9 @@ def markdown_table(results: dict[str, Any]) -> str:
 
     lines = [
         "| row | n | status | weighted-F1 | accuracy | macro-F1 | ECE | raw weighted-F1 | "
-        "prompt tokens | s/utt | predicted (top 2) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "+ label prior weighted-F1 | majority weighted-F1 | prompt tokens | s/utt | "
+        "predicted (top 2) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in results["rows"].items():
         main = row.get(row.get("main", "raw"), {})
@@ -272,11 +282,13 @@ def markdown_table(results: dict[str, Any]) -> str:
             f"{f(main.get('weighted_f1'))} | {f(main.get('accuracy'))} | "
             f"{f(main.get('macro_f1'))} | {f(main.get('ece'))} | "
             f"{f(row.get('raw', {}).get('weighted_f1'))} | "
+            f"{f(row.get('label-prior', {}).get('weighted_f1'))} | "
+            f"{f(row.get('majority', {}).get('weighted_f1'))} | "
             f"{f(row.get('prompt_tokens_per_utterance'), 0)} | "
             f"{f(row.get('seconds_per_utterance'), 2)} | {top} |"
         )
     for name, ref in results["references"].items():
-        lines.append(f"| {name} | | reference | {ref['weighted_f1']:.3f} | | | | | | | |")
+        lines.append(f"| {name} | | reference | {ref['weighted_f1']:.3f} | | | | | | | | | |")
     return "\n".join(lines)
 
 

@@ -53,6 +53,28 @@ def test_calibration_removes_a_label_prior() -> None:
         LabelCalibration.fit(labels, scores[:, :2])
 
 
+def test_label_prior_restores_an_imbalanced_gold_distribution() -> None:
+    """Contextual calibration alone treats labels as equally likely; with 80 % 'a' and a weak
+    signal it predicts too few 'a's, and adding the dev label prior back fixes that."""
+    labels = ("a", "b", "c")
+    rng = np.random.default_rng(1)
+    gold_idx = rng.choice(3, size=2000, p=[0.8, 0.1, 0.1])
+    scores = np.eye(3)[gold_idx] * 1.0 + np.array([0.0, 3.0, -2.0]) + rng.normal(0, 1.0, (2000, 3))
+    gold = [labels[i] for i in gold_idx]
+    dev, test = slice(0, 1000), slice(1000, 2000)
+    uniform = LabelCalibration.fit(labels, scores[dev], gold[dev])
+    bayes = LabelCalibration.fit(labels, scores[dev], gold[dev], label_prior=True)
+    acc = {
+        name: float((cal.probabilities(scores[test]).argmax(1) == gold_idx[test]).mean())
+        for name, cal in (("uniform", uniform), ("bayes", bayes))
+    }
+    assert acc["bayes"] > acc["uniform"] + 0.1
+    assert bayes.log_label_prior["a"] == pytest.approx(np.log((gold[dev].count("a") + 1) / 1003))
+    assert LabelCalibration.from_dict(bayes.to_dict()) == bayes
+    with pytest.raises(EmoscopeError, match="gold labels"):
+        LabelCalibration.fit(labels, scores, label_prior=True)
+
+
 def test_prompts_scored_together_equal_one_at_a_time(tiny_llama: Path) -> None:
     backend = HFBackend(str(tiny_llama), device="cpu")
     convs = [

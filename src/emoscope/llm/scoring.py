@@ -146,33 +146,56 @@ class LabelCalibration:
     ``prior`` holds, per label, the mean log-likelihood on a development set (subtracted);
     ``temperature`` divides the corrected scores before the softmax. The identity (no prior,
     temperature 1) gives the raw likelihoods renormalised over the labels.
+
+    Contextual calibration makes every label equally likely a priori. Where the labels are not
+    (MELD is 48 % neutral), ``log_label_prior`` (the log frequency of each gold label on the
+    development set) is added back after the temperature, so that the corrected scores act as
+    likelihoods and the answer is the Bayes posterior.
     """
 
     labels: tuple[str, ...]
     prior: dict[str, float] = field(default_factory=dict)
     temperature: float = 1.0
     n_fit: int = 0
+    log_label_prior: dict[str, float] = field(default_factory=dict)
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated label distribution(s) of raw log-likelihood scores (..., n_labels)."""
         prior = np.array([self.prior.get(lab, 0.0) for lab in self.labels])
-        return softmax((np.asarray(scores, dtype=np.float64) - prior) / self.temperature)
+        label_prior = np.array([self.log_label_prior.get(lab, 0.0) for lab in self.labels])
+        z = (np.asarray(scores, dtype=np.float64) - prior) / self.temperature
+        return softmax(z + label_prior)
 
     @classmethod
     def fit(
-        cls, labels: Sequence[str], scores: np.ndarray, gold: Sequence[str] | None = None
+        cls,
+        labels: Sequence[str],
+        scores: np.ndarray,
+        gold: Sequence[str] | None = None,
+        *,
+        label_prior: bool = False,
     ) -> LabelCalibration:
         """The prior from dev ``scores`` (n, n_labels); with ``gold``, also the temperature
-        that minimises the negative log-likelihood of the gold labels (grid search)."""
+        that minimises the negative log-likelihood of the gold labels (grid search), and with
+        ``label_prior`` the gold labels' log frequencies (add-one smoothed) added back."""
         s = np.asarray(scores, dtype=np.float64)
         if s.ndim != 2 or s.shape[1] != len(labels) or len(s) == 0:
             raise EmoscopeError(f"expected scores of shape (n, {len(labels)}), got {s.shape}")
+        if label_prior and gold is None:
+            raise EmoscopeError("label_prior needs the gold labels of the development set")
         cal = cls(
             tuple(labels), dict(zip(labels, s.mean(axis=0).tolist(), strict=True)), 1.0, len(s)
         )
         if gold is not None:
             idx = {lab: i for i, lab in enumerate(labels)}
             rows = [(i, idx[g]) for i, g in enumerate(gold) if g in idx]
+            if label_prior:
+                counts = np.ones(len(labels))
+                for _, j in rows:
+                    counts[j] += 1
+                cal.log_label_prior = dict(
+                    zip(labels, np.log(counts / counts.sum()).tolist(), strict=True)
+                )
             if rows:
                 r = np.array([i for i, _ in rows])
                 c = np.array([j for _, j in rows])
@@ -192,6 +215,7 @@ class LabelCalibration:
             "prior": self.prior,
             "temperature": self.temperature,
             "n_fit": self.n_fit,
+            "log_label_prior": self.log_label_prior,
         }
 
     @classmethod
@@ -202,4 +226,5 @@ class LabelCalibration:
             {str(k): float(v) for k, v in d.get("prior", {}).items()},
             float(d.get("temperature", 1.0)),
             int(d.get("n_fit", 0)),
+            {str(k): float(v) for k, v in d.get("log_label_prior", {}).items()},
         )
