@@ -232,7 +232,7 @@ def eqbench_intensity_distributions(
     for it in items:
         conv = [{"role": "user", "content": apply_stimulus(eqbench_prompt(it.prompt), stimulus)}]
         choices = [f"{e}: {v}\n" for e in it.emotions for v in INTENSITIES]
-        (row,) = backend.score([conv], choices)  # type: ignore[attr-defined]
+        (row,) = backend.score([conv], choices)
         ll = np.asarray(row, dtype=np.float64).reshape(len(it.emotions), len(INTENSITIES))
         out.append({e: softmax(ll[k]) for k, e in enumerate(it.emotions)})
     return out
