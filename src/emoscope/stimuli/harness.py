@@ -100,7 +100,7 @@ class ABResult:
         the stimuli of the table)."""
         head = [
             "condition", "vs", "n", "ref", "score", "Δ", "rel.", "95% CI of Δ", "p", "sig.",
-            "p Holm", "sig. Holm",
+            "p.Holm", "sig.Holm",
         ]  # fmt: skip
         lines = [head]
         for r in self.rows:
