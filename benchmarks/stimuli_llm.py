@@ -80,6 +80,8 @@ def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: flo
     scores = {
         c: [done[i]["outcomes"][c] for i in ids] for c in ["baseline", *(s.id for s in stimuli)]
     }
+    if not ids:
+        return {"task": task.name, "n_items": 0, "items_scored": [], "rows": []}
     res = compare_conditions(task, scores, stimuli, n_boot=2000, seed=0).to_dict()
     res.pop("outputs", None)
     res["items_scored"] = ids
