@@ -9,6 +9,7 @@ paired tests of two conditions on the same items.
 * :func:`mcnemar_exact`: exact McNemar test on discordant pairs (McNemar, 1947, Psychometrika
   12(2)); :func:`sign_flip_test`: paired permutation test by sign flips (Fisher, 1935);
   :func:`paired_bootstrap_ci`: percentile interval of a mean paired difference;
+  :func:`holm_adjust`: Holm's step-down correction for several stimuli tested on one task;
   :func:`significance_marker`: the usual stars.
 
 Used by the probes (:mod:`emoscope.probe`) and the stimulus A/B harness (:mod:`emoscope.stimuli`).
@@ -24,6 +25,7 @@ import numpy as np
 __all__ = [
     "bootstrap_ci",
     "classification_scores",
+    "holm_adjust",
     "mcnemar_exact",
     "paired_bootstrap_ci",
     "sign_flip_test",
@@ -162,6 +164,22 @@ def sign_flip_test(
     signs = rng.choice([-1.0, 1.0], size=(n_perm, d.size))
     stats = np.abs((signs * d).mean(1))
     return float(((stats >= observed - 1e-12).sum() + 1) / (n_perm + 1))
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (Holm, 1979, Scand. J. Statistics 6(2)), same order.
+
+    Controls the family-wise error rate over the tests given; a non-finite p-value is kept as
+    it is and not counted as a test.
+    """
+    finite = [(p, i) for i, p in enumerate(p_values) if math.isfinite(p)]
+    m = len(finite)
+    out = [float(p) for p in p_values]
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(finite)):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
 
 
 def significance_marker(p: float) -> str:

@@ -196,7 +196,7 @@ def test_emoscope_stimuli_entry_point(
     )
     assert code == 0
     header = next(line for line in stdout.splitlines() if line.startswith("condition"))
-    assert header.split()[-1] == "sig."
+    assert header.split()[-3:] == ["sig.", "p.Holm", "sig.Holm"]
     data = json.loads(out.read_text())
     assert [r["condition"] for r in data["rows"]] == ["EP02", "NP04"]
     assert data["rows"][0]["significance"] and no_temp_files(out.parent)

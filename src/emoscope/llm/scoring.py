@@ -61,6 +61,8 @@ def score_prompts(
     *,
     bf16: bool = False,
     batch_size: int = 64,
+    min_shared_prefix: int = 16,
+    group_size: int = 8,
 ) -> np.ndarray:
     """Choice log-likelihoods after each of several prompts, shape (n_prompts, n_choices).
 
@@ -69,6 +71,11 @@ def score_prompts(
     continue from the prompts' KV cache, repeated once per (prompt, choice) pair, in batches of
     ``batch_size`` rows. On a CPU a forward pass of a small model costs mostly the reading of its
     weights, so scoring several prompts at once is much cheaper than one at a time.
+
+    When the prompts begin with the same tokens (at least ``min_shared_prefix`` of them, e.g.
+    one question asked with different stimuli appended), that prefix runs once and its KV cache
+    is shared by every prompt, and the rest runs in groups of ``group_size`` prompts of similar
+    length; the scores are those of full passes over each prompt.
     """
     import torch
 
@@ -78,58 +85,114 @@ def score_prompts(
     if not prompts:
         return scores
     device = next(model.parameters()).device
-    n, width_p = len(prompts), max(len(p) for p in prompts)
-    ids = torch.zeros((n, width_p), dtype=torch.long, device=device)
-    pmask = torch.zeros((n, width_p), dtype=torch.long, device=device)
-    for i, p in enumerate(prompts):
-        ids[i, width_p - len(p) :] = torch.tensor(list(p), dtype=torch.long)
-        pmask[i, width_p - len(p) :] = 1
-    lengths = [len(p) for p in prompts]
+    n = len(prompts)
+    # Tokens shared by every prompt (e.g. one question asked with different stimuli appended)
+    # run once; at least one token of each prompt is left for the per-prompt pass.
+    shared = min(_common_prefix_length(prompts), min(len(p) for p in prompts) - 1)
+    if n < 2 or shared < min_shared_prefix:
+        shared = 0
     with torch.no_grad(), autocast(bf16, device):
-        out = model(
-            input_ids=ids,
-            attention_mask=pmask,
-            position_ids=(pmask.cumsum(-1) - 1).clamp(min=0),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-        firsts = torch.tensor([c[0] for c in choice_ids], dtype=torch.long, device=device)
-        scores += first[:, firsts].double().cpu().numpy()
-        past = out.past_key_values
-        # (prompt, choice) rows whose choice has tokens after the first.
-        rows = [(i, j) for i in range(n) for j, c in enumerate(choice_ids) if len(c) > 1]
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            rest = [list(choice_ids[j][1:]) for _, j in chunk]
-            width = max(len(r) for r in rest)
-            b = len(chunk)
-            inp = torch.zeros((b, width), dtype=torch.long, device=device)
-            mask = torch.zeros((b, width_p + width), dtype=torch.long, device=device)
-            pos = torch.zeros((b, width), dtype=torch.long, device=device)
-            for k, (i, j) in enumerate(chunk):
-                # The input of position t is choice token t (its first token was scored by the
-                # prompt's last logits); the logits at t score token t + 1.
-                toks = list(choice_ids[j][:-1])
-                inp[k, : len(toks)] = torch.tensor(toks, dtype=torch.long)
-                mask[k, :width_p] = pmask[i]
-                mask[k, width_p : width_p + len(toks)] = 1
-                pos[k] = torch.arange(lengths[i], lengths[i] + width)
-            cache = copy.deepcopy(past)
-            cache.reorder_cache(torch.tensor([i for i, _ in chunk], device=device))
-            logp = torch.log_softmax(
-                model(
-                    input_ids=inp,
-                    attention_mask=mask,
-                    past_key_values=cache,
-                    position_ids=pos,
-                    use_cache=True,
-                ).logits.float(),
-                dim=-1,
+        head = None
+        groups = [list(range(n))]
+        if shared:
+            ids = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
+            head = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+            # After the shared prefix, prompts of similar length run together (less padding).
+            order = sorted(range(n), key=lambda i: len(prompts[i]))
+            groups = [order[k : k + group_size] for k in range(0, n, group_size)]
+        for g in groups:
+            scores[g] = _score_rows(
+                model, [prompts[i] for i in g], choice_ids, shared, head, batch_size, device
             )
-            for k, ((i, j), r) in enumerate(zip(chunk, rest, strict=True)):
-                scores[i, j] += float(sum(logp[k, t, tok] for t, tok in enumerate(r)))
     return scores
+
+
+def _score_rows(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    choice_ids: Sequence[Sequence[int]],
+    shared: int,
+    head: Any,
+    batch_size: int,
+    device: Any,
+) -> np.ndarray:
+    """:func:`score_prompts` for prompts whose first ``shared`` tokens are in ``head`` (a KV
+    cache of batch 1, copied, not changed); called under ``no_grad``."""
+    import torch
+
+    n = len(prompts)
+    scores = np.zeros((n, len(choice_ids)), dtype=np.float64)
+    own = [list(p[shared:]) for p in prompts]
+    width_r = max(len(r) for r in own)
+    width_p = shared + width_r
+    ids = torch.zeros((n, width_r), dtype=torch.long, device=device)
+    pmask = torch.zeros((n, width_p), dtype=torch.long, device=device)
+    pmask[:, :shared] = 1
+    for i, r in enumerate(own):
+        # Left padding of each prompt's own part: the pad sits after the shared prefix, masked
+        # out, so every prompt's last token is in the last column.
+        ids[i, width_r - len(r) :] = torch.tensor(r, dtype=torch.long)
+        pmask[i, width_p - len(r) :] = 1
+    lengths = [len(p) for p in prompts]
+    past = None
+    if head is not None:
+        past = copy.deepcopy(head)
+        past.reorder_cache(torch.zeros(n, dtype=torch.long, device=device))
+    out = model(
+        input_ids=ids,
+        attention_mask=pmask,
+        position_ids=(pmask.cumsum(-1) - 1).clamp(min=0)[:, shared:],
+        past_key_values=past,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    firsts = torch.tensor([c[0] for c in choice_ids], dtype=torch.long, device=device)
+    scores += first[:, firsts].double().cpu().numpy()
+    past = out.past_key_values
+    # (prompt, choice) rows whose choice has tokens after the first.
+    rows = [(i, j) for i in range(n) for j, c in enumerate(choice_ids) if len(c) > 1]
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        rest = [list(choice_ids[j][1:]) for _, j in chunk]
+        width = max(len(r) for r in rest)
+        b = len(chunk)
+        inp = torch.zeros((b, width), dtype=torch.long, device=device)
+        mask = torch.zeros((b, width_p + width), dtype=torch.long, device=device)
+        pos = torch.zeros((b, width), dtype=torch.long, device=device)
+        for k, (i, j) in enumerate(chunk):
+            # The input of position t is choice token t (its first token was scored by the
+            # prompt's last logits); the logits at t score token t + 1.
+            toks = list(choice_ids[j][:-1])
+            inp[k, : len(toks)] = torch.tensor(toks, dtype=torch.long)
+            mask[k, :width_p] = pmask[i]
+            mask[k, width_p : width_p + len(toks)] = 1
+            pos[k] = torch.arange(lengths[i], lengths[i] + width)
+        cache = copy.deepcopy(past)
+        cache.reorder_cache(torch.tensor([i for i, _ in chunk], device=device))
+        logp = torch.log_softmax(
+            model(
+                input_ids=inp,
+                attention_mask=mask,
+                past_key_values=cache,
+                position_ids=pos,
+                use_cache=True,
+            ).logits.float(),
+            dim=-1,
+        )
+        for k, ((i, j), r) in enumerate(zip(chunk, rest, strict=True)):
+            scores[i, j] += float(sum(logp[k, t, tok] for t, tok in enumerate(r)))
+    return scores
+
+
+def _common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    first = prompts[0]
+    n = min(len(p) for p in prompts)
+    for i in range(n):
+        t = first[i]
+        if any(p[i] != t for p in prompts):
+            return i
+    return n
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

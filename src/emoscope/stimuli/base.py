@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from emoscope.stimuli.choice import ChoiceQuestion
 from emoscope.stimuli.sets import Stimulus, apply_stimulus
 
 __all__ = [
@@ -40,6 +41,10 @@ class Task:
     ``score(item, output)`` returns 1.0/0.0 for right/wrong tasks (``binary``), a number for
     graded tasks, or ``None`` when the answer cannot be parsed (graded tasks only; for binary
     tasks an unparsable answer is simply wrong).
+
+    ``questions(item)``, on multiple-choice tasks, gives the item as
+    :class:`~emoscope.stimuli.choice.ChoiceQuestion` s for label scoring (the item is right
+    when all its questions are: an EmoBench EU item asks for the emotion and its cause).
     """
 
     name: str
@@ -49,6 +54,7 @@ class Task:
     max_new_tokens: int = 32
     citation: str = ""
     aggregate: Callable[[list[float]], float] | None = None
+    questions: Callable[[TaskItem], list[ChoiceQuestion]] | None = None
 
     def summary(self, scores: Sequence[float]) -> float:
         """Task-level score from item scores (mean, unless the task defines its own)."""

@@ -19,13 +19,18 @@ from typing import Any
 
 import numpy as np
 
+from emoscope.errors import EmoscopeError
 from emoscope.llm.base import generate_texts
 from emoscope.stimuli.base import Task, TaskItem
+from emoscope.stimuli.choice import ChoiceQuestion, score_questions
 from emoscope.stimuli.sets import Stimulus, apply_stimulus
 
 __all__ = [
     "EMOBENCH_CITATION",
+    "PRESENTATIONS",
     "emobench_messages",
+    "emobench_questions",
+    "emobench_summary",
     "emobench_task",
     "parse_emobench_answer",
     "run_emobench",
@@ -65,8 +70,59 @@ _EB_FIELDS = {
 }
 
 
+_HEADINGS = {
+    "en": ("Scenario", "Question", ("Choices", "Choices for Question{num}")),
+    "zh": ("场景", "问题", ("选项", "问题{num} 的选项")),
+}
+PRESENTATIONS = ("letter", "text")
+_MC_INTRO = {
+    "en": (
+        "You will read a scenario, a question and lettered choices. Put yourself in the place "
+        "of the person involved, think about how they see the situation, and pick the choice "
+        "that best matches their perspective or emotional reaction. "
+    ),
+    "zh": (
+        "你将读到一个场景、一个问题以及带字母的选项。"
+        "请站在当事人的角度思考，选出最符合其观点或情绪反应的选项。"
+    ),
+}
+_MC_SYSTEM = {
+    ("en", "letter"): _MC_INTRO["en"] + "Reply with the letter of your choice only.",
+    ("en", "text"): _MC_INTRO["en"] + "Reply with the text of your choice only.",
+    ("zh", "letter"): _MC_INTRO["zh"] + "只回答所选选项的字母。",
+    ("zh", "text"): _MC_INTRO["zh"] + "只回答所选选项的内容。",
+}
+
+
 def _lettered(choices: Sequence[str]) -> str:
     return "\n".join(f"{_LETTERS[i]}) {c}" for i, c in enumerate(choices))
+
+
+def _questions(item: Any, lang: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """(question, choices, right choice) of an item: EU's emotion and cause, or EA's one."""
+    if item.task == "EU":
+        if lang == "zh":
+            q1 = f"在这种情况下，{item.subject}最终会感受到什么情绪？"
+            q2 = f"{item.subject}为什么会有这些情绪？"
+        else:
+            q1 = f"Which emotion(s) would {item.subject} end up feeling in this situation?"
+            q2 = f"Why would {item.subject} feel this way in this situation?"
+        return [
+            (q1, tuple(item.emotion_choices), item.emotion_label),
+            (q2, tuple(item.cause_choices), item.cause_label),
+        ]
+    if lang == "zh":
+        q = f"在这个场景中，{item.subject}最有效的{item.subcategory}是什么？"
+    else:
+        q = (
+            f"In this scenario, what is the most effective {item.subcategory.lower()} for "
+            f"{item.subject}?"
+        )
+    return [(q, tuple(item.choices), item.label)]
+
+
+def _language(item: Any) -> str:
+    return str(item.language) if item.language in ("en", "zh") else "en"
 
 
 def emobench_messages(item: Any, stimulus: Stimulus | str | None = None) -> list[dict[str, str]]:
@@ -75,42 +131,48 @@ def emobench_messages(item: Any, stimulus: Stimulus | str | None = None) -> list
     The user message follows the structure of the official template (scenario, questions,
     lettered choices); the stimulus, if any, is appended to it.
     """
-    lang = item.language if item.language in ("en", "zh") else "en"
+    lang = _language(item)
     system = _EB_SYSTEM[lang].format(fields=_EB_FIELDS[(item.task, lang)])
-    if item.task == "EU":
-        if lang == "zh":
-            user = (
-                f"## 场景\n{item.scenario}\n\n## 问题 1\n"
-                f"在这种情况下，{item.subject}最终会感受到什么情绪？\n\n"
-                f"## 问题 1 的选项\n{_lettered(item.emotion_choices)}\n\n## 问题 2\n"
-                f"{item.subject}为什么会有这些情绪？\n\n"
-                f"## 问题 2 的选项\n{_lettered(item.cause_choices)}"
-            )
-        else:
-            user = (
-                f"## Scenario\n{item.scenario}\n\n## Question 1\nWhich emotion(s) would "
-                f"{item.subject} end up feeling in this situation?\n\n## Choices for Question 1\n"
-                f"{_lettered(item.emotion_choices)}\n\n## Question 2\nWhy would {item.subject} "
-                f"feel this way in this situation?\n\n## Choices for Question 2\n"
-                f"{_lettered(item.cause_choices)}"
-            )
-    else:
-        qtype = item.subcategory.lower()
-        if lang == "zh":
-            user = (
-                f"## 场景\n{item.scenario}\n\n## 问题\n"
-                f"在这个场景中，{item.subject}最有效的{item.subcategory}是什么？\n\n"
-                f"## 选项\n{_lettered(item.choices)}"
-            )
-        else:
-            user = (
-                f"## Scenario\n{item.scenario}\n\n## Question\nIn this scenario, what is the most "
-                f"effective {qtype} for {item.subject}?\n\n## Choices\n{_lettered(item.choices)}"
-            )
+    scen, question, options = _HEADINGS[lang]
+    qs = _questions(item, lang)
+    parts = [f"## {scen}\n{item.scenario}"]
+    for k, (q, choices, _) in enumerate(qs, start=1):
+        num = f" {k}" if len(qs) > 1 else ""
+        opts = options[1].format(num=num) if num else options[0]
+        parts += [f"## {question}{num}\n{q}", f"## {opts}\n{_lettered(choices)}"]
     return [
         {"role": "system", "content": system},
-        {"role": "user", "content": apply_stimulus(user, stimulus)},
+        {"role": "user", "content": apply_stimulus("\n\n".join(parts), stimulus)},
     ]
+
+
+def emobench_questions(item: Any, presentation: str = "letter") -> list[ChoiceQuestion]:
+    """An EmoBench item as multiple-choice questions for label scoring (EU: 2, EA: 1).
+
+    Each question is asked on its own, after the scenario, with its choices listed by letter.
+    ``presentation="letter"`` scores the letters (as lm-eval's MMLU task; the instruction asks
+    for the letter only); ``"text"`` scores each choice's full text after the same list (the
+    instruction asks for the text of the choice). An EU item is right when both its emotion
+    and its cause are.
+    """
+    if presentation not in PRESENTATIONS:
+        raise EmoscopeError(
+            f"unknown presentation {presentation!r}; expected one of: {', '.join(PRESENTATIONS)}"
+        )
+    lang = _language(item)
+    scen, question, options = _HEADINGS[lang]
+    system = _MC_SYSTEM[(lang, presentation)]
+    out = []
+    for k, (q, choices, right) in enumerate(_questions(item, lang), start=1):
+        prompt = (
+            f"## {scen}\n{item.scenario}\n\n## {question}\n{q}\n\n"
+            f"## {options[0]}\n{_lettered(choices)}"
+        )
+        scored = tuple(_LETTERS[: len(choices)]) if presentation == "letter" else choices
+        out.append(
+            ChoiceQuestion(f"{item.id}-q{k}", prompt, scored, choices.index(right), system=system)
+        )
+    return out
 
 
 def parse_emobench_answer(text: str, task: str) -> dict[str, str] | None:
@@ -157,6 +219,25 @@ def _emobench_correct(item: Any, answer: Mapping[str, str] | None) -> bool:
     return answer.get("answer") == _LETTERS[item.choices.index(item.label)]
 
 
+def emobench_summary(items: Sequence[Any], correct: Sequence[bool]) -> dict[str, Any]:
+    """EmoBench accuracy per category and ``Overall`` (0–1) of per-item right/wrong outcomes.
+
+    Categories are EU ``coarse_category`` and EA ``category``, as the official scorer groups.
+    """
+    if len(items) != len(correct):
+        raise ValueError(f"{len(items)} items but {len(correct)} outcomes")
+    by_cat: dict[str, list[bool]] = {}
+    for item, ok in zip(items, correct, strict=True):
+        by_cat.setdefault(item.category, []).append(bool(ok))
+    right = [bool(ok) for ok in correct]
+    return {
+        "accuracy": {cat: float(np.mean(v)) for cat, v in sorted(by_cat.items())}
+        | {"Overall": float(np.mean(right)) if right else float("nan")},
+        "n": {cat: len(v) for cat, v in sorted(by_cat.items())} | {"Overall": len(right)},
+        "correct": right,
+    }
+
+
 def score_emobench(items: Sequence[Any], outputs: Sequence[str]) -> dict[str, Any]:
     """Official EmoBench scores: accuracy per category and ``Overall`` (0–1), plus counts.
 
@@ -164,25 +245,19 @@ def score_emobench(items: Sequence[Any], outputs: Sequence[str]) -> dict[str, An
     """
     if len(items) != len(outputs):
         raise ValueError(f"{len(items)} items but {len(outputs)} outputs")
-    by_cat: dict[str, list[bool]] = {}
-    right: list[bool] = []
-    unparsed = 0
-    for item, out in zip(items, outputs, strict=True):
-        ans = parse_emobench_answer(out, item.task)
-        unparsed += ans is None
-        ok = _emobench_correct(item, ans)
-        right.append(ok)
-        by_cat.setdefault(item.category, []).append(ok)
-    return {
-        "accuracy": {cat: float(np.mean(v)) for cat, v in sorted(by_cat.items())}
-        | {"Overall": float(np.mean(right)) if right else float("nan")},
-        "n": {cat: len(v) for cat, v in sorted(by_cat.items())} | {"Overall": len(right)},
-        "unparsed": unparsed,
-        "correct": right,
-    }
+    answers = [
+        parse_emobench_answer(out, item.task) for item, out in zip(items, outputs, strict=True)
+    ]
+    result = emobench_summary(
+        items, [_emobench_correct(it, ans) for it, ans in zip(items, answers, strict=True)]
+    )
+    result["unparsed"] = sum(a is None for a in answers)
+    return result
 
 
-def emobench_task(task: str, root: str | Path | None, language: str) -> Task:
+def emobench_task(
+    task: str, root: str | Path | None, language: str, presentation: str = "letter"
+) -> Task:
     from emoscope.datasets import load_emobench
 
     bench = load_emobench(task, root, language)
@@ -200,9 +275,12 @@ def emobench_task(task: str, root: str | Path | None, language: str) -> Task:
     def score(item: TaskItem, output: str) -> float:
         return float(_emobench_correct(item.answer, parse_emobench_answer(output, task)))
 
+    def questions(item: TaskItem) -> list[ChoiceQuestion]:
+        return emobench_questions(item.answer, presentation)
+
     return Task(
         f"emobench-{task.lower()}", items, score, binary=True, max_new_tokens=64,
-        citation=EMOBENCH_CITATION,
+        citation=EMOBENCH_CITATION, questions=questions,
     )  # fmt: skip
 
 
@@ -216,18 +294,38 @@ def run_emobench(
     limit: int | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 64,
+    scoring: str = "generate",
+    presentation: str = "letter",
 ) -> dict[str, Any]:
-    """Run EmoBench EU or EA on a chat backend and score it the official way."""
+    """Run EmoBench EU or EA on a chat backend and score it.
+
+    ``scoring="generate"``: the model writes the JSON answer of the official protocol, which
+    is parsed (an unparsable answer is wrong; ``unparsed`` counts them). ``scoring="label"``:
+    each question's choices are scored by log-likelihood (:mod:`emoscope.stimuli.choice`,
+    ``presentation`` ``letter`` or ``text``; the backend must score choices), nothing is
+    parsed. Both report the official accuracy per category.
+    """
     from emoscope.datasets import load_emobench
 
     items = load_emobench(task, root, language)[:limit]
-    convs = [emobench_messages(it, stimulus) for it in items]
-    outs: list[str] = []
-    for start in range(0, len(convs), batch_size):
-        outs += generate_texts(
-            backend, convs[start : start + batch_size], max_new_tokens=max_new_tokens
-        )
-    result = score_emobench(items, outs)
+    if scoring == "label":
+        qs = [emobench_questions(it, presentation) for it in items]
+        flat = [q for item_qs in qs for q in item_qs]
+        scored = iter(score_questions(backend, flat, (stimulus,)))
+        right = [all(next(scored)[0].correct for _ in item_qs) for item_qs in qs]
+        result = emobench_summary(items, right)
+        result.update({"scoring": "label", "presentation": presentation})
+    elif scoring == "generate":
+        convs = [emobench_messages(it, stimulus) for it in items]
+        outs: list[str] = []
+        for start in range(0, len(convs), batch_size):
+            outs += generate_texts(
+                backend, convs[start : start + batch_size], max_new_tokens=max_new_tokens
+            )
+        result = score_emobench(items, outs)
+        result["scoring"] = "generate"
+    else:
+        raise EmoscopeError(f"unknown scoring {scoring!r}; expected generate or label")
     result.update({"task": task.upper(), "language": language, "citation": EMOBENCH_CITATION})
     result["stimulus"] = stimulus.id if isinstance(stimulus, Stimulus) else stimulus
     return result

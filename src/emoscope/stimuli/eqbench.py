@@ -12,6 +12,14 @@ pass is used if it scores at least as high and parses at least 95% as often as t
 The raw answers are not normalised in v2; the legacy v1 score, which rescales the four answers
 to sum to 10 and uses ``reference_answer``, is :func:`eqbench_question_score_v1`. The items are
 read by :func:`emoscope.datasets.load_eqbench`.
+
+Expected-value variant (emoscope's, not part of the official protocol): instead of parsing a
+generated answer, each emotion's intensity is the expected value of the model's distribution
+over 0–10, read off the likelihood of ``"Emotion: k"`` for every ``k`` (label scoring, as
+lm-evaluation-harness scores choices); the v2 formula then scores it. Every question counts,
+so there is no parse failure, but an expected value is rarely an integer, so the ``d = 0``
+case of the formula almost never applies: a model that would answer the right integer gets a
+little less than 10 for it. Report it beside the official score, never in place of it.
 """
 
 from __future__ import annotations
@@ -24,17 +32,23 @@ from typing import Any
 
 import numpy as np
 
+from emoscope.errors import EmoscopeError
 from emoscope.llm.base import generate_texts
+from emoscope.llm.scoring import softmax
 from emoscope.stimuli.base import Task, TaskItem
+from emoscope.stimuli.choice import require_scorer
 from emoscope.stimuli.sets import Stimulus, apply_stimulus
 
 __all__ = [
     "EQBENCH_CITATION",
+    "INTENSITIES",
     "eqbench_benchmark_score",
+    "eqbench_intensity_distributions",
     "eqbench_prompt",
     "eqbench_question_score",
     "eqbench_question_score_v1",
     "eqbench_task",
+    "expected_intensities",
     "parse_eqbench_answer",
     "run_eqbench",
 ]
@@ -45,6 +59,8 @@ EQBENCH_CITATION = (
 )
 _EQ_PAIR = re.compile(r"(\w+):\s+(\d+)")
 _EQ_ADJUST = 0.7477
+INTENSITIES = tuple(range(11))
+"""The intensity scale of the answers, 0–10."""
 
 
 def eqbench_prompt(prompt: str, revise: bool = False) -> str:
@@ -197,6 +213,37 @@ def eqbench_task(root: str | Path | None, revise: bool) -> Task:
     )  # fmt: skip
 
 
+def eqbench_intensity_distributions(
+    backend: Any,
+    items: Sequence[Any],
+    *,
+    stimulus: Stimulus | str | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """The model's distribution over intensities 0–10 of each emotion of each question.
+
+    For emotion ``E`` the 11 answers ``"E: 0\\n"`` … ``"E: 10\\n"`` are scored as the start
+    of the reply to the (single-pass) official prompt; their softmax is the distribution (the
+    shared ``"E:"`` cancels, the newline keeps ``1`` from also counting ``10``). Each emotion is
+    read as if its line came first, independently of the others. One scoring call per
+    question (44 choices). The backend must score choices.
+    """
+    require_scorer(backend)
+    out: list[dict[str, np.ndarray]] = []
+    for it in items:
+        conv = [{"role": "user", "content": apply_stimulus(eqbench_prompt(it.prompt), stimulus)}]
+        choices = [f"{e}: {v}\n" for e in it.emotions for v in INTENSITIES]
+        (row,) = backend.score([conv], choices)
+        ll = np.asarray(row, dtype=np.float64).reshape(len(it.emotions), len(INTENSITIES))
+        out.append({e: softmax(ll[k]) for k, e in enumerate(it.emotions)})
+    return out
+
+
+def expected_intensities(dists: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Expected value of each emotion's distribution over :data:`INTENSITIES`."""
+    values = np.asarray(INTENSITIES, dtype=np.float64)
+    return {e: float(np.dot(p, values)) for e, p in dists.items()}
+
+
 def run_eqbench(
     backend: Any,
     *,
@@ -205,14 +252,46 @@ def run_eqbench(
     stimulus: Stimulus | str | None = None,
     limit: int | None = None,
     batch_size: int = 8,
+    scoring: str = "generate",
 ) -> dict[str, Any]:
     """Run EQ-Bench v2 on a chat backend and score it with the official v2 formula.
 
-    Uses 60 new tokens per answer (600 with ``revise``), as the official harness does.
+    ``scoring="generate"`` is the official protocol: 60 new tokens per answer (600 with
+    ``revise``), parsed as the official harness does; unparsed questions do not count and
+    ``parseable`` says how many did. ``scoring="expected"`` is emoscope's variant for models
+    that cannot keep the answer format: each intensity is the expected value of the model's
+    distribution over 0–10 (:func:`eqbench_intensity_distributions`), so every question is
+    scored; same v2 formula, not comparable one-to-one with official leaderboard figures.
     """
     from emoscope.datasets import load_eqbench
 
     items = load_eqbench(root)[:limit]
+    if scoring == "expected":
+        if revise:
+            raise EmoscopeError("the expected-value variant has no revision pass")
+        answers = [
+            expected_intensities(d)
+            for d in eqbench_intensity_distributions(backend, items, stimulus=stimulus)
+        ]
+        scores = [
+            eqbench_question_score(_eq_reference(it), a)
+            for it, a in zip(items, answers, strict=True)
+        ]
+        result = eqbench_benchmark_score(scores)
+        result.update(
+            {
+                "version": "v2",
+                "scoring": "expected",
+                "revise": False,
+                "question_scores": scores,
+                "answers": answers,
+                "citation": EQBENCH_CITATION,
+                "stimulus": stimulus.id if isinstance(stimulus, Stimulus) else stimulus,
+            }
+        )
+        return result
+    if scoring != "generate":
+        raise EmoscopeError(f"unknown scoring {scoring!r}; expected generate or expected")
     convs = [
         [{"role": "user", "content": apply_stimulus(eqbench_prompt(it.prompt, revise), stimulus)}]
         for it in items
@@ -232,6 +311,7 @@ def run_eqbench(
     result.update(
         {
             "version": "v2",
+            "scoring": "generate",
             "revise": revise,
             "question_scores": firsts
             if not revise

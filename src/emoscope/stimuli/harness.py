@@ -4,14 +4,15 @@
 and reports, per stimulus, the score, its change relative to the plain prompt, a paired
 significance test (exact McNemar test on the discordant pairs for right/wrong tasks; a
 sign-flip permutation test for graded tasks; :mod:`emoscope.stats`) and a paired bootstrap 95%
-interval of the difference.
+interval of the difference. Answers are generated and parsed, or, for multiple-choice tasks,
+read off the likelihood of each choice (``scoring="label"``, :mod:`emoscope.stimuli.choice`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,14 @@ import numpy as np
 from emoscope.errors import EmoscopeError
 from emoscope.llm.base import generate_texts
 from emoscope.stats import (
+    holm_adjust,
     mcnemar_exact,
     paired_bootstrap_ci,
     sign_flip_test,
     significance_marker,
 )
-from emoscope.stimuli.base import Task
+from emoscope.stimuli.base import Task, TaskItem
+from emoscope.stimuli.choice import require_scorer, score_questions
 from emoscope.stimuli.heart import heart_rounds
 from emoscope.stimuli.sets import Stimulus, load_stimuli, stimulus_info
 from emoscope.stimuli.tasks import load_task
@@ -33,6 +36,8 @@ from emoscope.stimuli.tasks import load_task
 __all__ = [
     "ABResult",
     "StimulusRow",
+    "compare_conditions",
+    "label_outcomes",
     "run_ab",
 ]
 
@@ -56,6 +61,14 @@ class StimulusRow:
     b: int | None = None
     c: int | None = None
     parsed: int | None = None
+    p_holm: float | None = None
+    significance_holm: str | None = None
+
+
+def _holm(rows: Sequence[StimulusRow]) -> None:
+    """Fill in Holm-adjusted p-values over the stimulus rows of one task."""
+    for r, q in zip(rows, holm_adjust([r.p_value for r in rows]), strict=True):
+        r.p_holm, r.significance_holm = q, significance_marker(q)
 
 
 @dataclass
@@ -83,8 +96,12 @@ class ABResult:
         }
 
     def format_table(self) -> str:
-        """A plain-text table with a significance column."""
-        head = ["condition", "vs", "n", "ref", "score", "Δ", "rel.", "95% CI of Δ", "p", "sig."]
+        """A plain-text table with significance columns (uncorrected, and Holm-corrected over
+        the stimuli of the table)."""
+        head = [
+            "condition", "vs", "n", "ref", "score", "Δ", "rel.", "95% CI of Δ", "p", "sig.",
+            "p.Holm", "sig.Holm",
+        ]  # fmt: skip
         lines = [head]
         for r in self.rows:
             rel = "-" if not math.isfinite(r.relative_change) else f"{r.relative_change:+.1%}"
@@ -93,6 +110,7 @@ class ABResult:
                     r.condition, r.reference, str(r.n), f"{r.reference_score:.3f}",
                     f"{r.score:.3f}", f"{r.delta:+.3f}", rel,
                     f"[{r.ci[0]:+.3f}, {r.ci[1]:+.3f}]", f"{r.p_value:.3g}", r.significance,
+                    "-" if r.p_holm is None else f"{r.p_holm:.3g}", r.significance_holm or "-",
                 ]
             )  # fmt: skip
         widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
@@ -167,11 +185,61 @@ def _run_condition(
     return outs, [task.score(item, o) for item, o in zip(task.items, outs, strict=True)]
 
 
+def label_outcomes(
+    backend: Any, task: Task, stimuli: Sequence[Stimulus], items: Sequence[TaskItem] | None = None
+) -> dict[str, list[float]]:
+    """Right (1.0) or wrong (0.0) per item under the plain prompt and each stimulus, by label
+    scoring (:mod:`emoscope.stimuli.choice`): ``{"baseline": [...], stimulus id: [...]}``.
+
+    An item is right when every one of its questions is. ``items`` defaults to the task's.
+
+    Raises:
+        EmoscopeError: the task is not multiple choice, or the backend cannot score choices.
+    """
+    require_scorer(backend)
+    if task.questions is None:
+        raise EmoscopeError(
+            f"task {task.name!r} is not multiple choice: label scoring needs one of the "
+            "multiple-choice tasks (sentiment, emotion, emobench-eu, emobench-ea)"
+        )
+    conditions: list[Stimulus | None] = [None, *stimuli]
+    names = ["baseline", *(s.id for s in stimuli)]
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for item in task.items if items is None else items:
+        per_question = score_questions(backend, task.questions(item), conditions)
+        for ci, name in enumerate(names):
+            out[name].append(float(all(q[ci].correct for q in per_question)))
+    return out
+
+
+def compare_conditions(
+    task: Task,
+    scores: Mapping[str, Sequence[float | None]],
+    stimuli: Sequence[Stimulus],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> ABResult:
+    """The A/B table of per-item ``scores`` (``"baseline"`` and one list per stimulus id, on
+    the same items in the same order): each stimulus compared with the plain prompt."""
+    base = list(scores["baseline"])
+    rows = [
+        _compare(s.id, s.text, "baseline", base, list(scores[s.id]), task, n_boot, seed)
+        for s in stimuli
+    ]
+    _holm(rows)
+    base_vals = [float(v) for v in base if v is not None]
+    return ABResult(
+        task.name, len(base), task.binary, task.summary(base_vals), rows, {}, task.citation
+    )
+
+
 def run_ab(
     backend: Any,
     task: Task | str,
     stimuli: Sequence[Stimulus] | str | None = "all",
     *,
+    scoring: str = "generate",
     heart: int = 0,
     batch_size: int = 8,
     n_boot: int = 2000,
@@ -190,6 +258,9 @@ def run_ab(
             (right/wrong tasks only): ``feedback`` (affect-free, compared with the plain
             prompt) and ``HEART`` (emotional feedback, compared with ``feedback``), each with
             up to ``heart`` retries.
+        scoring: ``"generate"`` (answers are generated and parsed by the task's scorer) or
+            ``"label"`` (multiple-choice tasks: each choice scored by log-likelihood,
+            :func:`label_outcomes`; the backend must score choices; no HEART rounds).
         keep_outputs: keep every generated answer in the result.
 
     Every stimulus row is compared with the plain prompt on the same items.
@@ -200,6 +271,15 @@ def run_ab(
         chosen = load_stimuli(stimuli) if stimuli.strip() else []
     else:
         chosen = list(stimuli or [])
+    if scoring == "label":
+        if heart > 0:
+            raise EmoscopeError("HEART rounds need generated answers: use scoring='generate'")
+        say(f"{t.name}: {len(t.items)} items, label scoring, {len(chosen)} stimuli + baseline")
+        return compare_conditions(
+            t, label_outcomes(backend, t, chosen), chosen, n_boot=n_boot, seed=seed
+        )
+    if scoring != "generate":
+        raise EmoscopeError(f"unknown scoring {scoring!r}; expected generate or label")
     say(f"{t.name}: {len(t.items)} items, baseline")
     base_out, base_scores = _run_condition(backend, t, None, batch_size)
     outputs = {"baseline": base_out} if keep_outputs else {}
@@ -210,6 +290,7 @@ def run_ab(
         if keep_outputs:
             outputs[s.id] = out
         rows.append(_compare(s.id, s.text, "baseline", base_scores, scores, t, n_boot, seed))
+    _holm(rows)
     if heart > 0:
         if not t.binary:
             raise EmoscopeError("HEART rounds need a right/wrong task (the verifier is the scorer)")

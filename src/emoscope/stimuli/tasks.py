@@ -11,6 +11,7 @@ from pathlib import Path
 from emoscope.errors import EmoscopeError
 from emoscope.llm.parsing import parse_label
 from emoscope.stimuli.base import Task, TaskItem
+from emoscope.stimuli.choice import ChoiceQuestion
 from emoscope.stimuli.emobench import emobench_task
 from emoscope.stimuli.eqbench import eqbench_task
 
@@ -79,7 +80,14 @@ def _label_task(name: str, rows: Sequence[tuple[str, str]], prompt: str) -> Task
     def score(item: TaskItem, output: str) -> float:
         return float(parse_label(output, labels) == item.answer)
 
-    return Task(name, items, score, binary=True, max_new_tokens=8, citation="emoscope built-in")
+    def questions(item: TaskItem) -> list[ChoiceQuestion]:
+        # Label scoring: the label words the prompt asks for are the choices.
+        return [ChoiceQuestion(item.id, item.prompt, tuple(labels), labels.index(item.answer))]
+
+    return Task(
+        name, items, score, binary=True, max_new_tokens=8, citation="emoscope built-in",
+        questions=questions,
+    )  # fmt: skip
 
 
 def _arithmetic_task(n: int = 30, seed: int = 7) -> Task:
@@ -113,11 +121,14 @@ def load_task(
     language: str = "en",
     limit: int | None = None,
     revise: bool = False,
+    presentation: str = "letter",
 ) -> Task:
     """A task by name: one of :data:`TASK_NAMES`.
 
     ``root`` is the data root for EmoBench and EQ-Bench; ``limit`` keeps the first items;
-    ``revise`` (EQ-Bench) keeps the official first-pass / critique / revised-scores format.
+    ``revise`` (EQ-Bench) keeps the official first-pass / critique / revised-scores format;
+    ``presentation`` (EmoBench, label scoring) scores the choice ``letter`` or its ``text``.
+    The multiple-choice tasks (all but ``arithmetic`` and ``eqbench``) can be label-scored.
     """
     key = name.strip().lower()
     if key == "sentiment":
@@ -127,7 +138,7 @@ def load_task(
     elif key == "arithmetic":
         task = _arithmetic_task()
     elif key in ("emobench-eu", "emobench-ea"):
-        task = emobench_task(key[-2:].upper(), root, language)
+        task = emobench_task(key[-2:].upper(), root, language, presentation)
     elif key == "eqbench":
         task = eqbench_task(root, revise)
     else:

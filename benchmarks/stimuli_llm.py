@@ -1,0 +1,188 @@
+"""Emotional stimuli and EI benchmarks inside a real LLM, by label scoring.
+
+EmotionPrompt EP01–EP11 (Li et al., 2023, "Large Language Models Understand and Can be Enhanced
+by Emotional Stimuli", arXiv:2307.11760) and NegativePrompt NP01–NP10 (Wang et al., IJCAI 2024,
+arXiv:2405.02814), each A/B against the plain prompt on EmoBench EU and EA, English (Sabour et
+al., ACL 2024) and on the built-in ``emotion`` set, multiple choice scored by choice
+log-likelihood as lm-evaluation-harness does (letters for EmoBench; :mod:`emoscope.stimuli.choice`):
+accuracy per stimulus, relative change, exact McNemar p, significance uncorrected and
+Holm-corrected over the 21 stimuli of a task. Then EQ-Bench v2 (Paech, 2023) with its official
+generation-based scoring (parse-failure rate from the raw answers) and the expected-value
+variant. Resumable: every scored item is appended to a JSONL checkpoint under
+``$EMOSCOPE_BENCH_WORK/stimuli_llm/``; ``--until`` (UTC ``HH:MM``) stops the EmoBench stage in
+time for the rest, on the items of a fixed seeded order, so the subset is stated, not chosen.
+
+    python benchmarks/stimuli_llm.py --until 06:20
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import WORK, machine_info
+from emoscope._io import write_json
+
+OUT = Path(__file__).resolve().parent / "results" / "stimuli_llm.json"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ANCHORS = {
+    "EmotionPrompt": {"Instruction Induction": "+8.00%", "BIG-Bench": "+115%"},
+    "NegativePrompt": {"Instruction Induction": "+12.89%", "BIG-Bench": "+46.25%"},
+}
+
+
+def _load_jsonl(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["id"]: r for r in rows}
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def _deadline(text: str | None) -> float:
+    if not text:
+        return float("inf")
+    h, m = (int(x) for x in text.split(":"))
+    now = dt.datetime.now(dt.UTC)
+    t = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    return t.timestamp()
+
+
+def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: float) -> dict:
+    from emoscope.stimuli import compare_conditions, label_outcomes
+
+    done = _load_jsonl(ckpt)
+    for item in task.items:
+        if item.id in done:
+            continue
+        if time.time() > stop:
+            break
+        t0 = time.time()
+        out = label_outcomes(backend, task, stimuli, [item])
+        row = {"id": item.id, "outcomes": {k: v[0] for k, v in out.items()}}
+        row["seconds"] = round(time.time() - t0, 2)
+        _append(ckpt, row)
+        done[item.id] = row
+        print(f"{task.name} {item.id}: {row['seconds']} s", flush=True)
+    ids = [it.id for it in task.items if it.id in done]
+    scores = {
+        c: [done[i]["outcomes"][c] for i in ids] for c in ["baseline", *(s.id for s in stimuli)]
+    }
+    if not ids:
+        return {"task": task.name, "n_items": 0, "items_scored": [], "rows": []}
+    res = compare_conditions(task, scores, stimuli, n_boot=2000, seed=0).to_dict()
+    res.pop("outputs", None)
+    res["items_scored"] = ids
+    res["median_seconds_per_item"] = (
+        sorted(done[i]["seconds"] for i in ids)[len(ids) // 2] if ids else None
+    )
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--until", default=None, help="UTC HH:MM at which the EmoBench stage stops")
+    ap.add_argument("--eqbench-limit", type=int, default=171)
+    ap.add_argument("--eqbench-models", default="smollm2-135m-instruct,gemma-3-270m")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from emoscope.llm.hf import HFBackend
+    from emoscope.stimuli import load_stimuli, load_task, run_eqbench
+
+    load0 = os.getloadavg()
+    work = WORK / "stimuli_llm"
+    work.mkdir(parents=True, exist_ok=True)
+    stimuli = load_stimuli("emotionprompt,negativeprompt")
+    cache = work / "responses.sqlite"
+    backend = HFBackend(args.model, device="cpu", batch_size=32, bf16_autocast=True, cache=cache)
+    result: dict[str, Any] = {
+        "model": args.model,
+        "scoring": "label (choice log-likelihood; EmoBench: choice letters, lm-eval MMLU style; "
+        "emotion: the label words), bf16 autocast",
+        "significance": "exact McNemar per stimulus vs plain prompt; 'significance' uncorrected "
+        "(* p<0.05), 'significance_holm' Holm-corrected over the 21 stimuli of a task",
+        "anchors_relative_change": ANCHORS,
+        "tasks": {},
+    }
+
+    def save() -> None:
+        result["machine"] = machine_info(
+            load0,
+            "2 cores shared with other engineers' jobs (another LLM job, nice 19); "
+            f"torch threads {args.threads}",
+        )
+        write_json(OUT, result)
+
+    stop = _deadline(args.until)
+    emotion = load_task("emotion")
+    result["tasks"]["emotion"] = _ab_stage(
+        backend, emotion, stimuli, work / "emotion.jsonl", float("inf")
+    )
+    save()
+    # EmoBench EU and EA (English) in one fixed seeded order, interleaved.
+    eu, ea = load_task("emobench-eu", root=DATA), load_task("emobench-ea", root=DATA)
+    for t in (eu, ea):
+        random.Random(12).shuffle(t.items)
+    for k in range(0, max(len(eu.items), len(ea.items)), 10):
+        for t in (eu, ea):
+            sub = load_task(t.name, root=DATA)
+            sub.items = t.items[: k + 10]
+            result["tasks"][t.name] = _ab_stage(
+                backend, sub, stimuli, work / f"{t.name}.jsonl", stop
+            )
+            result["tasks"][t.name]["subset"] = (
+                f"first {len(result['tasks'][t.name]['items_scored'])} items of the English items "
+                "shuffled with random.Random(12) (time budget)"
+            )
+        save()
+        if time.time() > stop:
+            break
+    # EQ-Bench v2: official generation-based scoring and the expected-value variant.
+    result["eqbench"] = {}
+    for name in args.eqbench_models.split(","):
+        be = (
+            backend
+            if name == args.model
+            else HFBackend(name, device="cpu", batch_size=8, bf16_autocast=True, cache=cache)
+        )
+        off = run_eqbench(be, root=DATA, limit=args.eqbench_limit)
+        from emoscope.datasets import load_eqbench
+        from emoscope.llm.base import generate_texts
+        from emoscope.stimuli.eqbench import eqbench_prompt
+
+        items = load_eqbench(DATA)[: args.eqbench_limit]
+        raw = generate_texts(
+            be,
+            [[{"role": "user", "content": eqbench_prompt(it.prompt)}] for it in items],
+            max_new_tokens=60,
+        )
+        ev = run_eqbench(be, root=DATA, limit=args.eqbench_limit, scoring="expected")
+        result["eqbench"][name] = {
+            "official": {k: off[k] for k in ("score", "parseable", "n_questions")}
+            | {"parse_failure_rate": 1 - off["parseable"] / off["n_questions"]},
+            "raw_answers_first_5": raw[:5],
+            "expected_value": {k: ev[k] for k in ("score", "parseable", "n_questions")},
+        }
+        save()
+    print(json.dumps({k: v for k, v in result.items() if k != "tasks"}, indent=1)[:3000])
+
+
+if __name__ == "__main__":
+    main()
