@@ -301,6 +301,21 @@ class EmotionDirections:
             specs.append(SteeringSpec(lay, np.asarray(total, dtype=np.float32), 1.0))
         return specs
 
+    def row_plan(
+        self, emotions: Sequence[str], alpha: float, layers: Sequence[int] | None = None
+    ) -> list[SteeringSpec]:
+        """A plan steering prompt ``i`` towards ``emotions[i]`` with ``alpha`` (batched).
+
+        Each layer's vector is ``(len(emotions), hidden)``; :func:`generate` slices it per batch.
+        """
+        if not emotions:
+            raise EmoscopeError("no emotions to steer towards")
+        chosen = list(self.layers if layers is None else layers)
+        return [
+            SteeringSpec(lay, np.stack([float(alpha) * self.vector(e, lay) for e in emotions]), 1.0)
+            for lay in chosen
+        ]
+
     def save(self, path: str | Path) -> Path:
         """Write a safetensors file (atomically) with the vectors and JSON metadata."""
         from safetensors.numpy import save
@@ -581,8 +596,8 @@ def directions_from_dataset(
 ) -> EmotionDirections:
     """Directions from the last-token states of a labelled dataset's single-label texts.
 
-    Each text is a user turn (with ``chat``); ``max_examples`` texts are drawn at random
-    (seeded), keeping every class present; there are no scenario groups, so the global mean
+    Each text is a user turn (with ``chat``); at most ``max_examples`` texts are drawn in a
+    seeded shuffle where the classes take turns (balanced as far as the rare classes allow); there are no scenario groups, so the global mean
     is removed (:func:`diff_of_means`). ``emotions`` restricts the classes (default: all that
     occur, e.g. the Ekman labels with ``neutral``).
 
@@ -600,8 +615,15 @@ def directions_from_dataset(
             f"{present or 'none'}"
         )
     if max_examples is not None and len(rows) > max_examples:
-        rng = np.random.default_rng(seed)
-        rows = [rows[i] for i in sorted(rng.choice(len(rows), max_examples, replace=False))]
+        # classes take turns in a seeded shuffle, so rare classes keep their examples
+        order = np.random.default_rng(seed).permutation(len(rows))
+        seen: dict[str, int] = {}
+        rank = []
+        for i in order:
+            lab = rows[i][1]
+            rank.append((seen.get(lab, 0), len(rank), int(i)))
+            seen[lab] = seen.get(lab, 0) + 1
+        rows = [rows[i] for _, _, i in sorted(rank)[:max_examples]]
     convs = [[{"role": "user", "content": t}] for t, _ in rows]
     labels = [lab for _, lab in rows]
     dirs = _directions_from_conversations(
@@ -710,12 +732,19 @@ class steering:
         import torch
 
         vec_cpu = torch.from_numpy(np.asarray(vector, dtype=np.float32))
+        if vec_cpu.ndim == 2:  # one vector per batch row
+            vec_cpu = vec_cpu[:, None, :]
 
         def hook(_mod: Any, _args: Any, output: Any) -> Any:
             h = output[0] if isinstance(output, tuple) else output
             call = self.calls.get(key, 0)
             self.calls[key] = call + 1
             keep = self._mask(h.shape[1], call)
+            if vec_cpu.ndim == 3 and vec_cpu.shape[0] != h.shape[0]:
+                raise EmoscopeError(
+                    f"a per-row steering vector has {vec_cpu.shape[0]} rows for a batch of "
+                    f"{h.shape[0]}"
+                )
             if keep is not None and not keep:
                 return output
             rms = h.float().pow(2).mean(-1, keepdim=True).sqrt()
@@ -785,7 +814,9 @@ def generate(
     """Continue each prompt (greedy by default), optionally under a steering plan.
 
     Prompts are rendered as a user chat turn (after ``system``, if given) when ``chat`` and
-    left-padded in batches. Returns the new text only.
+    left-padded in batches. A plan whose vectors are 2-D, one row per prompt (see
+    :meth:`EmotionDirections.row_plan`), steers each prompt its own way within one batch.
+    Returns the new text only.
     """
     import contextlib
 
@@ -806,7 +837,13 @@ def generate(
                 add_special_tokens=special,
             ).to(lm.device)  # fmt: skip
             torch.manual_seed(seed)
-            ctx = steering(lm, plan, positions=positions) if plan else contextlib.nullcontext()
+            stop = start + batch_size
+            rows = [
+                SteeringSpec(sp.layer, sp.vector[start:stop] if sp.vector.ndim == 2 else sp.vector,
+                             sp.alpha)
+                for sp in plan or ()
+            ]  # fmt: skip
+            ctx = steering(lm, rows, positions=positions) if rows else contextlib.nullcontext()
             kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
             if do_sample:
                 kwargs["temperature"] = temperature
