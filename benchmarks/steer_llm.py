@@ -138,6 +138,98 @@ def _summary(rows: list[dict[str, Any]], emotions: list[str]) -> dict[str, Any]:
     return out
 
 
+def _band_rms(lm: Any, texts: list[str], band: list[int]) -> dict[int, float]:
+    """Mean root-mean-square of the last-token state at each layer of ``band``."""
+    from emoscope.activations import extract_activations
+
+    acts = extract_activations(lm, texts, layers=band, pooling="last", batch_size=16,
+                               add_special_tokens=False)  # fmt: skip
+    return {lay: float((acts.layer(lay) ** 2).mean(-1).mean() ** 0.5) for lay in band}
+
+
+def _repeng_peer(
+    args: argparse.Namespace,
+    lm: Any,
+    sev: list[dict[str, Any]],
+    prompts: list[str],
+    emotions: list[str],
+    neutral: list[str],
+    targets: list[str],
+    run_point: Any,
+    gen: dict[str, Any],
+    result: dict[str, Any],
+) -> None:
+    """repeng control vectors (PCA of contrast-pair differences) on the same pairs and prompts.
+
+    repeng 0.4.0 declares ``numpy<2``; installed ``--no-deps`` it fails to import under numpy 2
+    only because three type annotations name ``np.float_``, so that alias is set before the
+    import (nothing else in repeng uses it). Its unit directions are scaled to ``alpha`` times
+    the stream's mean RMS at each layer, the same units as emoscope's ``alpha``; repeng adds
+    them at every (non-padding) position.
+    """
+    import numpy as np
+
+    if not hasattr(np, "float_"):
+        np.float_ = np.float64  # type: ignore[attr-defined]
+    import repeng
+    import torch
+    from repeng import ControlModel, ControlVector, DatasetEntry
+
+    from emoscope.activations import render_chat
+    from emoscope.steer import generate, sev_prompts
+
+    band = _bands(args.peer_band)[0]
+    convs, labels, groups = sev_prompts(sev[: max(4, len(sev) // 4)])
+    texts = [render_chat(lm.tokenizer, c) for c in convs]
+    rms = _band_rms(lm, texts[:48], band)
+    model = ControlModel(lm.model, [lay - 1 for lay in band])
+    try:
+        vectors = {}
+        for ei, e in enumerate(emotions):
+            pos = [i for i, lab in enumerate(labels) if lab == e]
+            data = []
+            for k, i in enumerate(pos):
+                others = [j for j, g in enumerate(groups) if g == groups[i] and labels[j] != e]
+                data.append(DatasetEntry(texts[i], texts[others[(k + ei) % len(others)]]))
+            vectors[e] = ControlVector.train(
+                model, lm.tokenizer, data, hidden_layers=[lay - 1 for lay in band]
+            )
+        result["peer_repeng"] = {
+            "package": "repeng 0.4.0, pip install --no-deps (declares numpy<2; np.float_ "
+            "aliased to np.float64 for its annotations)",
+            "version": getattr(repeng, "__version__", "0.4.0"),
+            "method": "pca_diff",
+            "training_pairs_per_emotion": len(data),
+            "layers": band,
+            "scale": "alpha * mean RMS of the layer's last-token state (emoscope units)",
+            "layer_rms": {str(k): round(v, 3) for k, v in rms.items()},
+            "applied_at": "every non-padding position",
+        }
+        for alpha in [float(a) for a in args.peer_alphas.split(",")]:
+
+            def peer_gen(alpha: float = alpha) -> list[str]:
+                out: list[str] = []
+                for e in emotions:
+                    raw = {
+                        lay - 1: torch.tensor(
+                            alpha * rms[lay] * vectors[e].directions[lay - 1], dtype=torch.float32
+                        )
+                        for lay in band
+                    }
+                    model.set_raw_control(raw)
+                    try:
+                        out += generate(lm, prompts, system=NEUTRAL_SYSTEM, **gen)
+                    finally:
+                        model.reset()
+                return out
+
+            name = f"peer_repeng_L{band[0]}-{band[-1]}_a{alpha:g}"
+            run_point(name, peer_gen, neutral, targets)
+            result["points"][name].update({"layers": band, "alpha": alpha})
+    finally:
+        model.unwrap()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -150,6 +242,7 @@ def main() -> None:
     ap.add_argument("--bands", default="12;10-14;11-20")
     ap.add_argument("--peer-multipliers", default="2,4,8")
     ap.add_argument("--peer-band", default="10-14")
+    ap.add_argument("--peer-alphas", default="2,4", help="repeng, in emoscope's alpha units")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--max-new-tokens", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=72)
@@ -356,7 +449,16 @@ def main() -> None:
                 lm.model, lm.tokenizer, pairs, layers=[lay - 1 for lay in peer_band],
                 read_token_index=-1,
             )  # fmt: skip
+        sv_rms = _band_rms(lm, texts[:48], peer_band)
+        norm_ratio = {
+            e: {
+                str(lay): round(float(v.layer_activations[lay - 1].norm()) / sv_rms[lay], 3)
+                for lay in peer_band
+            }
+            for e, v in vectors.items()
+        }
         result["peer"] = {
+            "vector_norm_over_rms": norm_ratio,
             "package": f"steering-vectors {steering_vectors.__version__}"
             if hasattr(steering_vectors, "__version__")
             else "steering-vectors 0.12.2",
@@ -377,10 +479,8 @@ def main() -> None:
             name = f"peer_steering_vectors_L{peer_band[0]}-{peer_band[-1]}_m{mult:g}"
             run_point(name, peer_gen, neutral, rows_target)
             result["points"][name].update({"layers": peer_band, "multiplier": mult})
-    result["repeng"] = (
-        "not run: repeng 0.4.0 installed with --no-deps (it declares numpy<2) fails to import "
-        "under numpy 2 (AttributeError: np.float_ in repeng/extract.py)"
-    )
+    if not args.no_peer:
+        _repeng_peer(args, lm, sev, prompts, emotions, neutral, rows_target, run_point, gen, result)
     result["total_seconds"] = round(time.perf_counter() - t0, 1)
     save()
     _log("done")

@@ -618,7 +618,7 @@ def directions_from_dataset(
         # classes take turns in a seeded shuffle, so rare classes keep their examples
         order = np.random.default_rng(seed).permutation(len(rows))
         seen: dict[str, int] = {}
-        rank = []
+        rank: list[tuple[int, int, int]] = []
         for i in order:
             lab = rows[i][1]
             rank.append((seen.get(lab, 0), len(rank), int(i)))
