@@ -138,6 +138,29 @@ def _summary(rows: list[dict[str, Any]], emotions: list[str]) -> dict[str, Any]:
     return out
 
 
+def _contrast_pairs(
+    lm: Any, sev: list[dict[str, Any]], emotions: list[str]
+) -> tuple[list[str], dict[str, list[tuple[str, str]]]]:
+    """Rendered SEV prompts of the peers' training share and, per emotion, contrast pairs.
+
+    A pair is the emotion's prompt and another emotion's prompt of the same (scenario,
+    valence), the other emotion rotating, so that each pair differs only in the emotion.
+    """
+    from emoscope.activations import render_chat
+    from emoscope.steer import sev_prompts
+
+    convs, labels, groups = sev_prompts(sev[: max(4, len(sev) // 4)])
+    texts = [render_chat(lm.tokenizer, c) for c in convs]
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for ei, e in enumerate(emotions):
+        pos = [i for i, lab in enumerate(labels) if lab == e]
+        pairs[e] = []
+        for k, i in enumerate(pos):
+            others = [j for j, g in enumerate(groups) if g == groups[i] and labels[j] != e]
+            pairs[e].append((texts[i], texts[others[(k + ei) % len(others)]]))
+    return texts, pairs
+
+
 def _band_rms(lm: Any, texts: list[str], band: list[int]) -> dict[int, float]:
     """Mean root-mean-square of the last-token state at each layer of ``band``."""
     from emoscope.activations import extract_activations
@@ -175,22 +198,16 @@ def _repeng_peer(
     import torch
     from repeng import ControlModel, ControlVector, DatasetEntry
 
-    from emoscope.activations import render_chat
-    from emoscope.steer import generate, sev_prompts
+    from emoscope.steer import generate
 
     band = _bands(args.peer_band)[0]
-    convs, labels, groups = sev_prompts(sev[: max(4, len(sev) // 4)])
-    texts = [render_chat(lm.tokenizer, c) for c in convs]
+    texts, pairs = _contrast_pairs(lm, sev, emotions)
     rms = _band_rms(lm, texts[:48], band)
     model = ControlModel(lm.model, [lay - 1 for lay in band])
     try:
         vectors = {}
-        for ei, e in enumerate(emotions):
-            pos = [i for i, lab in enumerate(labels) if lab == e]
-            data = []
-            for k, i in enumerate(pos):
-                others = [j for j, g in enumerate(groups) if g == groups[i] and labels[j] != e]
-                data.append(DatasetEntry(texts[i], texts[others[(k + ei) % len(others)]]))
+        for e in emotions:
+            data = [DatasetEntry(a, b) for a, b in pairs[e]]
             vectors[e] = ControlVector.train(
                 model, lm.tokenizer, data, hidden_layers=[lay - 1 for lay in band]
             )
@@ -432,21 +449,12 @@ def main() -> None:
         import steering_vectors
         from steering_vectors import train_steering_vector
 
-        from emoscope.activations import render_chat
-        from emoscope.steer import sev_prompts
-
         peer_band = _bands(args.peer_band)[0]
-        convs, labels, groups = sev_prompts(sev[: max(4, len(sev) // 4)])
-        texts = [render_chat(lm.tokenizer, c) for c in convs]
+        texts, pairs = _contrast_pairs(lm, sev, emotions)
         vectors = {}
-        for ei, e in enumerate(emotions):
-            pos = [i for i, lab in enumerate(labels) if lab == e]
-            pairs = []
-            for k, i in enumerate(pos):
-                others = [j for j, g in enumerate(groups) if g == groups[i] and labels[j] != e]
-                pairs.append((texts[i], texts[others[(k + ei) % len(others)]]))
+        for e in emotions:
             vectors[e] = train_steering_vector(
-                lm.model, lm.tokenizer, pairs, layers=[lay - 1 for lay in peer_band],
+                lm.model, lm.tokenizer, pairs[e], layers=[lay - 1 for lay in peer_band],
                 read_token_index=-1,
             )  # fmt: skip
         sv_rms = _band_rms(lm, texts[:48], peer_band)
@@ -463,7 +471,7 @@ def main() -> None:
             if hasattr(steering_vectors, "__version__")
             else "steering-vectors 0.12.2",
             "installed": "pip install --no-deps steering-vectors==0.12.2 (its deps are pinned)",
-            "training_pairs_per_emotion": len(pairs),
+            "training_pairs_per_emotion": len(pairs[emotions[0]]),
             "layers": peer_band,
             "applied_at": "every position (library default min_token_index=0)",
         }

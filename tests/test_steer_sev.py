@@ -207,7 +207,7 @@ def test_steer_command_directions_from_dataset(
 ) -> None:
     dfile = tmp_path / "d.safetensors"
     base = ["steer", "--model", str(llama_dir), "--max-new-tokens", "3", "--no-compare"]
-    code, out, err = run_emoscope(
+    code, _, err = run_emoscope(
         [*base, "--directions-from", str(_labelled_csv(tmp_path)), "--layers", "2-3",
          "--emotion", "sadness", "--save-directions", str(dfile), "i am"],
         capsys,

@@ -536,7 +536,9 @@ def brier_score(probs: npt.ArrayLike, targets: npt.ArrayLike) -> float:
 # BLEU-n is corpus BLEU (Papineni et al., 2002) with uniform weights over 1..n-grams, clipped
 # counts and the brevity penalty, on a 0-1 scale; ROUGE-L is the mean over replies of the LCS
 # F-measure (Lin, 2004, beta = 1); distinct-n is the number of distinct n-grams over all
-# replies divided by their total (Li et al., 2016). Degenerate replies (empty, or looping) are
+# replies divided by their total (Li et al., 2016); the repeated n-gram rate of one reply is
+# seq-rep-n of "Neural Text Generation with Unlikelihood Training" (Welleck et al., 2020),
+# 1 - distinct/total over that reply's own n-grams. Degenerate replies (empty, or looping) are
 # counted first and reported as a share; the overlap metrics include them.
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[^\sa-z0-9]")

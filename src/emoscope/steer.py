@@ -597,9 +597,10 @@ def directions_from_dataset(
     """Directions from the last-token states of a labelled dataset's single-label texts.
 
     Each text is a user turn (with ``chat``); at most ``max_examples`` texts are drawn in a
-    seeded shuffle where the classes take turns (balanced as far as the rare classes allow); there are no scenario groups, so the global mean
-    is removed (:func:`diff_of_means`). ``emotions`` restricts the classes (default: all that
-    occur, e.g. the Ekman labels with ``neutral``).
+    seeded shuffle where the classes take turns (balanced as far as the rare classes allow);
+    there are no scenario groups, so the global mean is removed (:func:`diff_of_means`).
+    ``emotions`` restricts the classes (default: all that occur, e.g. the Ekman labels with
+    ``neutral``).
 
     Raises:
         EmoscopeError: fewer than two classes with examples, or an asked emotion is missing.
