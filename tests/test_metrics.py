@@ -533,6 +533,8 @@ def test_public_api() -> None:
         "degenerate_share",
         "distinct_n",
         "is_degenerate",
+        "repeated_ngram_rate",
+        "repetition_report",
         "rouge_l",
         "text_tokens",
         "brier_score",
@@ -581,3 +583,24 @@ def test_distinct_and_degenerate() -> None:
     assert degenerate_share(["ok then", "", "so so so so", "fine"]) == 0.5
     with pytest.raises(ValueError, match="no texts"):
         degenerate_share([])
+
+
+def test_repetition_measures_catch_loops_that_perplexity_misses() -> None:
+    from emoscope.metrics import is_degenerate, repeated_ngram_rate, repetition_report
+
+    loop = "Our " * 20
+    assert repeated_ngram_rate(loop, 3) == pytest.approx(17 / 18)
+    assert repeated_ngram_rate("I am sad", 3) == 0.0 and repeated_ngram_rate("sad", 3) == 0.0
+    # a sentence looping with period 6 tokens: most 3-grams repeat
+    sentence_loop = "I am forever filled with sorrow. " * 4
+    assert repeated_ngram_rate(sentence_loop, 3) > 0.6 and is_degenerate(sentence_loop)
+    with pytest.raises(ValueError, match="at least 1"):
+        repeated_ngram_rate("a b", 0)
+    fine = "I cannot believe they cancelled the trip, this is so unfair!"
+    rep = repetition_report([fine, loop])
+    assert rep["degenerate_share"] == 0.5
+    assert rep["longest_run"] == pytest.approx((1 + 20) / 2)
+    assert rep["repeated_3gram_rate"] == pytest.approx(17 / 18 / 2)
+    assert rep["distinct_2_per_reply"] == pytest.approx((1.0 + 1 / 19) / 2)
+    with pytest.raises(ValueError, match="no texts"):
+        repetition_report([])

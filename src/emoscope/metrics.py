@@ -39,6 +39,8 @@ __all__ = [
     "pearson_r",
     "precision_recall_f1",
     "reliability_bins",
+    "repeated_ngram_rate",
+    "repetition_report",
     "rouge_l",
     "text_tokens",
     "vad_report",
@@ -534,7 +536,9 @@ def brier_score(probs: npt.ArrayLike, targets: npt.ArrayLike) -> float:
 # BLEU-n is corpus BLEU (Papineni et al., 2002) with uniform weights over 1..n-grams, clipped
 # counts and the brevity penalty, on a 0-1 scale; ROUGE-L is the mean over replies of the LCS
 # F-measure (Lin, 2004, beta = 1); distinct-n is the number of distinct n-grams over all
-# replies divided by their total (Li et al., 2016). Degenerate replies (empty, or looping) are
+# replies divided by their total (Li et al., 2016); the repeated n-gram rate of one reply is
+# seq-rep-n of "Neural Text Generation with Unlikelihood Training" (Welleck et al., 2020),
+# 1 - distinct/total over that reply's own n-grams. Degenerate replies (empty, or looping) are
 # counted first and reported as a share; the overlap metrics include them.
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[^\sa-z0-9]")
@@ -618,19 +622,61 @@ def distinct_n(texts: Sequence[str], n: int = 1) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def repeated_ngram_rate(text: str, n: int = 3) -> float:
+    """Share of the ``n``-grams of one reply that repeat an earlier ``n``-gram of it.
+
+    ``1 - distinct/total`` over the reply's own ``n``-grams: 0 for a reply without repeats,
+    near 1 for a loop ("Our Our Our ..." has rate ``(k - n) / (k - n + 1)`` for ``k`` words);
+    0 for a reply shorter than ``n`` tokens.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    grams = _ngrams(text_tokens(text), n)
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def _longest_run(tokens: Sequence[str]) -> int:
+    run = best = 1 if tokens else 0
+    for a, b in itertools.pairwise(tokens):
+        run = run + 1 if a == b else 1
+        best = max(best, run)
+    return best
+
+
 def is_degenerate(text: str, *, max_repeat: int = 3, min_unique: float = 0.5) -> bool:
     """Whether a reply is degenerate: empty, a token repeated more than ``max_repeat`` times in
-    a row, or (for 8+ tokens) fewer than ``min_unique`` of its 3-grams distinct (a loop)."""
+    a row, or (for 8+ tokens) fewer than ``min_unique`` of its 3-grams distinct (a loop, i.e.
+    :func:`repeated_ngram_rate` above ``1 - min_unique``)."""
     toks = text_tokens(text)
     if not [t for t in toks if t.isalnum()]:
         return True
-    run = 1
-    for a, b in itertools.pairwise(toks):
-        run = run + 1 if a == b else 1
-        if run > max_repeat:
-            return True
-    tri = _ngrams(toks, 3)
-    return len(toks) >= 8 and len(set(tri)) / len(tri) < min_unique
+    if _longest_run(toks) > max_repeat:
+        return True
+    return len(toks) >= 8 and repeated_ngram_rate(text, 3) > 1.0 - min_unique
+
+
+def repetition_report(texts: Sequence[str]) -> dict[str, float]:
+    """Repetition statistics of generated replies, for judging fluency beside perplexity.
+
+    ``degenerate_share`` (:func:`is_degenerate`), ``distinct_1``/``distinct_2`` over all
+    replies (:func:`distinct_n`), the mean per-reply ``distinct_2_per_reply`` (low when each
+    reply loops even if replies differ from each other), the mean ``repeated_3gram_rate``
+    (:func:`repeated_ngram_rate`) and the mean ``longest_run`` of one repeated token.
+    """
+    _check_texts(texts)
+
+    def own_distinct(t: str) -> float:
+        grams = _ngrams(text_tokens(t), 2)
+        return len(set(grams)) / len(grams) if grams else 0.0
+
+    return {
+        "degenerate_share": degenerate_share(texts),
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "distinct_2_per_reply": float(np.mean([own_distinct(t) for t in texts])),
+        "repeated_3gram_rate": float(np.mean([repeated_ngram_rate(t, 3) for t in texts])),
+        "longest_run": float(np.mean([_longest_run(text_tokens(t)) for t in texts])),
+    }
 
 
 def degenerate_share(texts: Sequence[str]) -> float:

@@ -13,6 +13,12 @@ Directions, one unit vector per emotion and layer, from labelled activations
   with random order, whose first principal component, oriented towards the emotion, is the
   direction. With scenario groups, pairs are formed within a scenario.
 
+Directions come from the model's own states on elicitation prompts: emoscope's scenarios
+(:func:`build_directions`), the SEV scenarios of Wang et al. (2025) under their system prompt
+"Always reply in {emotion}. Keep the reply to at most two sentences." with centring within
+each (scenario, valence) group (:func:`build_sev_directions`), or the texts of a labelled
+dataset (:func:`directions_from_dataset`). :func:`direction_cosines` compares two sets.
+
 Directions are saved as safetensors (``directions`` ``(emotions, layers, hidden)`` and
 ``layers``) with JSON metadata.
 
@@ -23,9 +29,13 @@ hooks are removed on exit, also when an exception is raised. Steering plans comp
 emotions (with their own ``alpha``) are summed into one vector per layer, and nested contexts
 add up.
 
-Evaluation (:func:`evaluate_steering`): emotion-expression accuracy of steered continuations
-as judged by an emoscope recogniser, and a fluency proxy, the perplexity of the continuation
-under the unsteered model.
+Evaluation (:func:`evaluate_steering`): emotion-expression accuracy (success rate) of steered
+continuations as judged by an emoscope recogniser, and fluency: the perplexity of the
+continuation under the unsteered model and repetition statistics
+(:func:`emoscope.metrics.repetition_report`). Perplexity misses loops (a looping reply is
+very predictable), and recognisers label broken text anyway, so degenerate replies
+(:func:`emoscope.metrics.is_degenerate`) count as failures before any judge sees them
+(:func:`judge_replies`).
 
 Layer ``l`` is the hidden-state layer ``l`` of :mod:`emoscope.activations` (output of the
 ``l``-th block, 1-based); steering at layer 0 (the embeddings) is not supported.
@@ -46,28 +56,48 @@ from emoscope.errors import EmoscopeError
 
 if TYPE_CHECKING:
     from emoscope.activations import Activations, LoadedModel
+    from emoscope.datasets.base import Dataset
 
 __all__ = [
     "DIRECTION_METHODS",
     "EKMAN_EMOTIONS",
     "POSITIONS",
     "SCENARIOS",
+    "SEV_EMOTIONS",
+    "SEV_SYSTEM_PROMPT",
     "EmotionDirections",
     "SteeringSpec",
     "build_directions",
+    "build_sev_directions",
     "compute_directions",
     "continuation_perplexity",
     "diff_of_means",
+    "direction_cosines",
+    "directions_from_dataset",
     "elicitation_prompts",
     "evaluate_steering",
     "generate",
+    "judge_replies",
     "pca_contrast",
+    "read_sev",
+    "sev_prompts",
     "steering",
 ]
 
 DIRECTION_METHODS = ("diffmean", "pca")
-POSITIONS = ("all", "prompt", "last", "generated")
+POSITIONS = ("all", "prompt", "last", "generated", "last+generated")
 EKMAN_EMOTIONS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
+#: The six emotions of Wang et al. (2025), as named in their prompts, and their Ekman label.
+SEV_EMOTIONS = {
+    "anger": "anger",
+    "sadness": "sadness",
+    "happiness": "joy",
+    "fear": "fear",
+    "surprise": "surprise",
+    "disgust": "disgust",
+}
+SEV_SYSTEM_PROMPT = "Always reply in {emotion}. Keep the reply to at most two sentences."
+SEV_VALENCES = ("positive", "neutral", "negative")
 
 # Neutral everyday scenarios (emoscope's own) used to elicit each emotion in the same context.
 SCENARIOS = (
@@ -271,6 +301,21 @@ class EmotionDirections:
             specs.append(SteeringSpec(lay, np.asarray(total, dtype=np.float32), 1.0))
         return specs
 
+    def row_plan(
+        self, emotions: Sequence[str], alpha: float, layers: Sequence[int] | None = None
+    ) -> list[SteeringSpec]:
+        """A plan steering prompt ``i`` towards ``emotions[i]`` with ``alpha`` (batched).
+
+        Each layer's vector is ``(len(emotions), hidden)``; :func:`generate` slices it per batch.
+        """
+        if not emotions:
+            raise EmoscopeError("no emotions to steer towards")
+        chosen = list(self.layers if layers is None else layers)
+        return [
+            SteeringSpec(lay, np.stack([float(alpha) * self.vector(e, lay) for e in emotions]), 1.0)
+            for lay in chosen
+        ]
+
     def save(self, path: str | Path) -> Path:
         """Write a safetensors file (atomically) with the vectors and JSON metadata."""
         from safetensors.numpy import save
@@ -375,6 +420,38 @@ def elicitation_prompts(
     return texts, labels, groups
 
 
+def _directions_from_conversations(
+    lm: LoadedModel,
+    conversations: Sequence[Sequence[Mapping[str, str]]],
+    labels: Sequence[str],
+    groups: Sequence[Hashable] | None,
+    *,
+    emotions: Sequence[str] | None,
+    method: str,
+    layers: str | Sequence[int] | None,
+    chat: bool,
+    batch_size: int,
+    seed: int,
+    max_length: int = 512,
+) -> EmotionDirections:
+    """Directions from the last-prompt-token states of ``conversations`` (one per label)."""
+    from emoscope.activations import extract_activations, parse_layers, render_chat
+
+    if chat:
+        texts = [render_chat(lm.tokenizer, list(conv)) for conv in conversations]
+    else:
+        texts = ["\n\n".join(m["content"] for m in conv) for conv in conversations]
+    chosen = parse_layers(layers, lm.n_layers, allow_embeddings=False)
+    acts = extract_activations(
+        lm, texts, layers=chosen, pooling="last", batch_size=batch_size, max_length=max_length,
+        add_special_tokens=not (chat and getattr(lm.tokenizer, "chat_template", None)),
+    )  # fmt: skip
+    return compute_directions(
+        acts, labels, method=method, groups=groups,
+        emotions=None if emotions is None else list(emotions), seed=seed,
+    )  # fmt: skip
+
+
 def build_directions(
     lm: LoadedModel,
     *,
@@ -392,22 +469,188 @@ def build_directions(
     chat turn when ``chat`` (see :func:`emoscope.activations.render_chat`); the state of the
     last prompt token, where the model is about to answer, is read at every layer.
     """
-    from emoscope.activations import extract_activations, parse_layers, render_chat
-
     texts, labels, groups = elicitation_prompts(emotions, scenarios)
-    if chat:
-        texts = [render_chat(lm.tokenizer, [{"role": "user", "content": t}]) for t in texts]
-    chosen = parse_layers(layers, lm.n_layers, allow_embeddings=False)
-    acts = extract_activations(
-        lm, texts, layers=chosen, pooling="last", batch_size=batch_size, max_length=512,
-        add_special_tokens=not (chat and getattr(lm.tokenizer, "chat_template", None)),
-    )  # fmt: skip
-    dirs = compute_directions(
-        acts, labels, method=method, groups=groups,
-        emotions=list(emotions), seed=seed,
+    convs = [[{"role": "user", "content": t}] for t in texts]
+    dirs = _directions_from_conversations(
+        lm, convs, labels, groups, emotions=emotions, method=method, layers=layers, chat=chat,
+        batch_size=batch_size, seed=seed,
     )  # fmt: skip
     dirs.meta.update({"source": "elicitation", "n_scenarios": len(scenarios), "chat": chat})
     return dirs
+
+
+def read_sev(path: str | Path) -> list[dict[str, Any]]:
+    """Scenarios of the SEV set (``sev.jsonl`` / ``test_set.jsonl`` of Wang et al., 2025).
+
+    Each line is a JSON object with ``scenario`` (text), ``event`` (an object with
+    ``positive``, ``neutral`` and ``negative`` texts) and optionally ``theme`` and
+    ``skeleton_id``.
+
+    Raises:
+        EmoscopeError: a missing file, or a line that is not such an object (naming the line).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise EmoscopeError(f"{p}: no such SEV file")
+    out = []
+    expected = "a JSON object with 'scenario' and 'event' {positive, neutral, negative}"
+    with p.open(encoding="utf-8") as fh:
+        for no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise EmoscopeError(
+                    f"{p}, line {no}: not JSON ({e.msg}); expected {expected}"
+                ) from None
+            event = rec.get("event") if isinstance(rec, dict) else None
+            if (
+                not isinstance(rec, dict)
+                or not isinstance(rec.get("scenario"), str)
+                or not isinstance(event, dict)
+                or any(not isinstance(event.get(v), str) for v in SEV_VALENCES)
+            ):
+                raise EmoscopeError(f"{p}, line {no}: expected {expected}")
+            out.append(rec)
+    if not out:
+        raise EmoscopeError(f"{p}: no scenarios")
+    return out
+
+
+def _sev_user(record: Mapping[str, Any], valence: str) -> str:
+    scenario = str(record["scenario"]).strip().rstrip(".")
+    return f"{scenario}. {record['event'][valence]}"
+
+
+def sev_prompts(
+    records: Sequence[Mapping[str, Any]],
+    emotions: Mapping[str, str] = SEV_EMOTIONS,
+    *,
+    system_prompt: str = SEV_SYSTEM_PROMPT,
+    valences: Sequence[str] = SEV_VALENCES,
+) -> tuple[list[list[dict[str, str]]], list[str], list[tuple[int, str]]]:
+    """Elicitation conversations of the SEV recipe.
+
+    For every scenario and valence the user message is the scenario followed by its event;
+    it is asked once per emotion, with ``system_prompt`` naming the emotion (as the paper
+    writes it, e.g. "happiness"). Returns ``(conversations, labels, groups)``: labels are the
+    mapped names (``emotions`` maps prompt names to labels, e.g. happiness -> joy) and groups
+    are ``(scenario index, valence)``, within which the states are centred.
+    """
+    convs, labels, groups = [], [], []
+    for i, rec in enumerate(records):
+        for valence in valences:
+            user = _sev_user(rec, valence)
+            for name, label in emotions.items():
+                system = system_prompt.format(emotion=name)
+                convs.append(
+                    [{"role": "system", "content": system}, {"role": "user", "content": user}]
+                )
+                labels.append(label)
+                groups.append((i, valence))
+    return convs, labels, groups
+
+
+def build_sev_directions(
+    lm: LoadedModel,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    emotions: Mapping[str, str] = SEV_EMOTIONS,
+    system_prompt: str = SEV_SYSTEM_PROMPT,
+    method: str = "diffmean",
+    layers: str | Sequence[int] | None = "all",
+    batch_size: int = 16,
+    seed: int = 0,
+) -> EmotionDirections:
+    """Directions by the recipe of Wang et al. (2025) on SEV scenarios (:func:`sev_prompts`).
+
+    The last-token residual state of each elicitation prompt is read at every layer and
+    centred within its (scenario, valence) group before the emotion means are taken
+    (:func:`diff_of_means`).
+    """
+    convs, labels, groups = sev_prompts(records, emotions, system_prompt=system_prompt)
+    dirs = _directions_from_conversations(
+        lm, convs, labels, groups, emotions=list(emotions.values()), method=method,
+        layers=layers, chat=True, batch_size=batch_size, seed=seed,
+    )  # fmt: skip
+    dirs.meta.update(
+        {"source": "sev", "n_scenarios": len(records), "system_prompt": system_prompt,
+         "grouped_by": "scenario, valence", "prompt_emotions": dict(emotions)}
+    )  # fmt: skip
+    return dirs
+
+
+def directions_from_dataset(
+    lm: LoadedModel,
+    dataset: Dataset,
+    *,
+    emotions: Sequence[str] | None = None,
+    max_examples: int | None = 2000,
+    method: str = "diffmean",
+    layers: str | Sequence[int] | None = "all",
+    chat: bool = True,
+    batch_size: int = 16,
+    max_length: int = 128,
+    seed: int = 0,
+) -> EmotionDirections:
+    """Directions from the last-token states of a labelled dataset's single-label texts.
+
+    Each text is a user turn (with ``chat``); at most ``max_examples`` texts are drawn in a
+    seeded shuffle where the classes take turns (balanced as far as the rare classes allow);
+    there are no scenario groups, so the global mean is removed (:func:`diff_of_means`).
+    ``emotions`` restricts the classes (default: all that occur, e.g. the Ekman labels with
+    ``neutral``).
+
+    Raises:
+        EmoscopeError: fewer than two classes with examples, or an asked emotion is missing.
+    """
+    rows = [(ex.text, ex.labels[0]) for ex in dataset.examples if len(ex.labels) == 1]
+    if emotions is not None:
+        wanted = set(emotions)
+        rows = [r for r in rows if r[1] in wanted]
+    present = sorted({lab for _, lab in rows})
+    if len(present) < 2:
+        raise EmoscopeError(
+            f"{dataset.name}: need single-label examples of at least two emotions; found "
+            f"{present or 'none'}"
+        )
+    if max_examples is not None and len(rows) > max_examples:
+        # classes take turns in a seeded shuffle, so rare classes keep their examples
+        order = np.random.default_rng(seed).permutation(len(rows))
+        seen: dict[str, int] = {}
+        rank: list[tuple[int, int, int]] = []
+        for i in order:
+            lab = rows[i][1]
+            rank.append((seen.get(lab, 0), len(rank), int(i)))
+            seen[lab] = seen.get(lab, 0) + 1
+        rows = [rows[i] for _, _, i in sorted(rank)[:max_examples]]
+    convs = [[{"role": "user", "content": t}] for t, _ in rows]
+    labels = [lab for _, lab in rows]
+    dirs = _directions_from_conversations(
+        lm, convs, labels, None, emotions=emotions, method=method, layers=layers, chat=chat,
+        batch_size=batch_size, seed=seed, max_length=max_length,
+    )  # fmt: skip
+    counts = {lab: labels.count(lab) for lab in sorted(set(labels))}
+    dirs.meta.update(
+        {"source": f"dataset:{dataset.name}/{dataset.split}", "label_counts": counts, "chat": chat}
+    )
+    return dirs
+
+
+def direction_cosines(a: EmotionDirections, b: EmotionDirections) -> dict[str, dict[int, float]]:
+    """Cosine between the directions of ``a`` and ``b`` per shared emotion and layer."""
+    emotions = [e for e in a.emotions if e in b.emotions]
+    layers = [lay for lay in a.layers if lay in b.layers]
+    if not emotions or not layers:
+        raise EmoscopeError("the two direction sets share no emotion or no layer")
+    out: dict[str, dict[int, float]] = {}
+    for e in emotions:
+        out[e] = {}
+        for lay in layers:
+            u, v = a.vector(e, lay), b.vector(e, lay)
+            out[e][lay] = float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,8 +677,9 @@ class steering:
             first forward pass in the context, i.e. the prompt of a cached generation),
             ``last`` (only the last token of the first pass: the end of the prompt, which with
             left padding is the last position), ``generated`` (only the passes after the
-            first: new tokens), or a list of positions of the first pass (negative counts from
-            the end).
+            first: new tokens), ``last+generated`` (the last position of every pass: the end
+            of the prompt, then each new token, as Wang et al. (2025) steer), or a list of
+            positions of the first pass (negative counts from the end).
 
     ``with steering(lm, plan): model.generate(...)``. Each entry into the context starts a new
     "first forward pass"; :func:`generate` enters it once per batch.
@@ -474,6 +718,8 @@ class steering:
             return None
         if pos == "generated":
             return None if call > 0 else []
+        if pos == "last+generated":
+            return None if call > 0 else [seq_len - 1]
         if call > 0:
             return []
         if pos == "prompt":
@@ -487,12 +733,19 @@ class steering:
         import torch
 
         vec_cpu = torch.from_numpy(np.asarray(vector, dtype=np.float32))
+        if vec_cpu.ndim == 2:  # one vector per batch row
+            vec_cpu = vec_cpu[:, None, :]
 
         def hook(_mod: Any, _args: Any, output: Any) -> Any:
             h = output[0] if isinstance(output, tuple) else output
             call = self.calls.get(key, 0)
             self.calls[key] = call + 1
             keep = self._mask(h.shape[1], call)
+            if vec_cpu.ndim == 3 and vec_cpu.shape[0] != h.shape[0]:
+                raise EmoscopeError(
+                    f"a per-row steering vector has {vec_cpu.shape[0]} rows for a batch of "
+                    f"{h.shape[0]}"
+                )
             if keep is not None and not keep:
                 return output
             rms = h.float().pow(2).mean(-1, keepdim=True).sqrt()
@@ -534,12 +787,15 @@ class steering:
 # Generation and evaluation
 
 
-def _prompt_texts(lm: LoadedModel, prompts: Sequence[str], chat: bool) -> list[str]:
+def _prompt_texts(
+    lm: LoadedModel, prompts: Sequence[str], chat: bool, system: str | None = None
+) -> list[str]:
     from emoscope.activations import render_chat
 
     if not chat:
-        return list(prompts)
-    return [render_chat(lm.tokenizer, [{"role": "user", "content": p}]) for p in prompts]
+        return [p if system is None else f"{system}\n\n{p}" for p in prompts]
+    head = [] if system is None else [{"role": "system", "content": system}]
+    return [render_chat(lm.tokenizer, [*head, {"role": "user", "content": p}]) for p in prompts]
 
 
 def generate(
@@ -549,6 +805,7 @@ def generate(
     plan: Sequence[SteeringSpec] | None = None,
     positions: str | Sequence[int] = "all",
     chat: bool = True,
+    system: str | None = None,
     max_new_tokens: int = 40,
     do_sample: bool = False,
     temperature: float = 1.0,
@@ -557,7 +814,9 @@ def generate(
 ) -> list[str]:
     """Continue each prompt (greedy by default), optionally under a steering plan.
 
-    Prompts are rendered as a user chat turn when ``chat`` and left-padded in batches.
+    Prompts are rendered as a user chat turn (after ``system``, if given) when ``chat`` and
+    left-padded in batches. A plan whose vectors are 2-D, one row per prompt (see
+    :meth:`EmotionDirections.row_plan`), steers each prompt its own way within one batch.
     Returns the new text only.
     """
     import contextlib
@@ -567,7 +826,7 @@ def generate(
     if not lm.causal:
         raise EmoscopeError(f"{lm.name} is not a causal language model; cannot generate")
     tok = lm.tokenizer
-    texts = _prompt_texts(lm, prompts, chat)
+    texts = _prompt_texts(lm, prompts, chat, system)
     special = not (chat and getattr(tok, "chat_template", None))
     side = tok.padding_side
     tok.padding_side = "left"
@@ -579,7 +838,13 @@ def generate(
                 add_special_tokens=special,
             ).to(lm.device)  # fmt: skip
             torch.manual_seed(seed)
-            ctx = steering(lm, plan, positions=positions) if plan else contextlib.nullcontext()
+            stop = start + batch_size
+            rows = [
+                SteeringSpec(sp.layer, sp.vector[start:stop] if sp.vector.ndim == 2 else sp.vector,
+                             sp.alpha)
+                for sp in plan or ()
+            ]  # fmt: skip
+            ctx = steering(lm, rows, positions=positions) if rows else contextlib.nullcontext()
             kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
             if do_sample:
                 kwargs["temperature"] = temperature
@@ -593,16 +858,22 @@ def generate(
 
 
 def continuation_perplexity(
-    lm: LoadedModel, prompts: Sequence[str], continuations: Sequence[str], *, chat: bool = True
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    *,
+    chat: bool = True,
+    system: str | None = None,
 ) -> list[float]:
     """Perplexity of each continuation given its prompt under the (unsteered) model.
 
-    ``nan`` for an empty continuation.
+    ``nan`` for an empty continuation. Loops score low (they are predictable): read it with
+    :func:`emoscope.metrics.repetition_report`.
     """
     import torch
 
     tok = lm.tokenizer
-    texts = _prompt_texts(lm, prompts, chat)
+    texts = _prompt_texts(lm, prompts, chat, system)
     special = not (chat and getattr(tok, "chat_template", None))
     out = []
     with torch.inference_mode():
@@ -620,6 +891,28 @@ def continuation_perplexity(
     return out
 
 
+def judge_replies(
+    texts: Sequence[str], recognizer: Any, taxonomy: str = "ekman"
+) -> list[str | None]:
+    """The emotion a recogniser reads in each reply, ``None`` for a degenerate reply.
+
+    Degenerate replies (:func:`emoscope.metrics.is_degenerate`: empty or looping) are never
+    shown to the recogniser, so broken text cannot count as a steering success.
+    """
+    from emoscope.labels import map_prediction
+    from emoscope.metrics import is_degenerate
+    from emoscope.recognizers import load_recognizer
+
+    rec = load_recognizer(recognizer) if isinstance(recognizer, str) else recognizer
+    keep = [i for i, t in enumerate(texts) if not is_degenerate(t)]
+    out: list[str | None] = [None] * len(texts)
+    if keep:
+        preds = rec.predict([texts[i] for i in keep])
+        for i, p in zip(keep, preds, strict=True):
+            out[i] = map_prediction(p, taxonomy).label
+    return out
+
+
 def evaluate_steering(
     lm: LoadedModel,
     directions: EmotionDirections,
@@ -632,17 +925,21 @@ def evaluate_steering(
     recognizer: Any = "lexicon",
     taxonomy: str = "ekman",
     chat: bool = True,
+    system: str | None = None,
     max_new_tokens: int = 40,
     batch_size: int = 8,
 ) -> dict[str, Any]:
     """Steer towards ``emotion`` with each ``alpha`` and score the continuations.
 
-    Per ``alpha``: expression accuracy (share of continuations whose top emotion, by
-    ``recognizer`` mapped into ``taxonomy``, is ``emotion``), the distribution of recognised
-    labels, and the mean and median perplexity of the continuations under the unsteered model.
-    ``alpha = 0`` is the unsteered baseline.
+    Per ``alpha``: expression accuracy (the success rate: share of all continuations that are
+    not degenerate and whose top emotion, by ``recognizer`` mapped into ``taxonomy``, is
+    ``emotion``; see :func:`judge_replies`), the distribution of recognised labels (degenerate
+    replies under ``"degenerate"``), repetition statistics
+    (:func:`emoscope.metrics.repetition_report`), and the mean and median perplexity of the
+    non-degenerate continuations under the unsteered model. ``alpha = 0`` is the unsteered
+    baseline.
     """
-    from emoscope.labels import map_prediction
+    from emoscope.metrics import repetition_report
     from emoscope.recognizers import load_recognizer
 
     rec = load_recognizer(recognizer) if isinstance(recognizer, str) else recognizer
@@ -650,22 +947,22 @@ def evaluate_steering(
     for alpha in alphas:
         plan = directions.plan({emotion: float(alpha)}, layers) if alpha else None
         texts = generate(
-            lm, prompts, plan=plan, positions=positions, chat=chat,
+            lm, prompts, plan=plan, positions=positions, chat=chat, system=system,
             max_new_tokens=max_new_tokens, batch_size=batch_size,
         )  # fmt: skip
-        scored = [t if t.strip() else "." for t in texts]
-        preds = [map_prediction(p, taxonomy) for p in rec.predict(scored)]
-        found = [p.label for p in preds]
-        ppl = continuation_perplexity(lm, prompts, texts, chat=chat)
-        finite = [x for x in ppl if math.isfinite(x)]
+        found = judge_replies(texts, rec, taxonomy)
+        ppl = continuation_perplexity(lm, prompts, texts, chat=chat, system=system)
+        finite = [x for x, f in zip(ppl, found, strict=True) if math.isfinite(x) and f is not None]
         counts: dict[str, int] = {}
         for lab in found:
-            counts[lab] = counts.get(lab, 0) + 1
+            key = "degenerate" if lab is None else lab
+            counts[key] = counts.get(key, 0) + 1
         rows.append(
             {
                 "alpha": float(alpha),
                 "expression_accuracy": float(np.mean([f == emotion for f in found])),
                 "recognised": counts,
+                **repetition_report(texts),
                 "perplexity_mean": float(np.mean(finite)) if finite else float("nan"),
                 "perplexity_median": float(np.median(finite)) if finite else float("nan"),
                 "examples": [{"prompt": p, "text": t} for p, t in zip(prompts, texts, strict=True)][

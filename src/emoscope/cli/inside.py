@@ -256,11 +256,20 @@ def steer_command(
             help="Emotion to steer towards; repeat or write joy=8,surprise=3 to combine.",
         ),
     ] = None,
-    alpha: Annotated[float, typer.Option(help="Strength for emotions given without one.")] = 8.0,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="Strength for emotions given without one [default: the directions file's "
+            "chosen alpha, else 8].",
+            show_default=False,
+        ),
+    ] = None,
     layers: Annotated[
         str | None,
         typer.Option(
-            help="Layers to steer, e.g. 11-20 [default: the middle third].", show_default=False
+            help="Layers to steer, e.g. 11-20 [default: the directions file's chosen layers, "
+            "else the middle third].",
+            show_default=False,
         ),
     ] = None,
     positions: Annotated[
@@ -274,6 +283,24 @@ def steer_command(
             show_default=False,
         ),
     ] = None,
+    directions_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Build the directions from a labelled dataset instead: a known name "
+            "(goemotions, meld ...) or a CSV/TSV/JSON/JSONL file with text and label columns.",
+            show_default=False,
+        ),
+    ] = None,
+    directions_taxonomy: Annotated[
+        str, typer.Option(help="Taxonomy of --directions-from labels.")
+    ] = "ekman",
+    directions_split: Annotated[
+        str, typer.Option(help="Split of a known --directions-from dataset.")
+    ] = "train",
+    max_examples: Annotated[
+        int, typer.Option(min=2, help="Texts of --directions-from used (classes take turns).")
+    ] = 2000,
+    data_root: DataRootOpt = None,
     save_directions: Annotated[
         Path | None, typer.Option(help="Write the directions used here.", show_default=False)
     ] = None,
@@ -308,27 +335,56 @@ def steer_command(
         DIRECTION_METHODS,
         EmotionDirections,
         build_directions,
+        directions_from_dataset,
         evaluate_steering,
         generate,
     )
 
     texts = _read_prompts(prompts)
-    weights = _emotion_weights(emotion or ["joy"], alpha)
     if method not in DIRECTION_METHODS:
         raise EmoscopeError(f"unknown method {method!r}; expected diffmean or pca")
+    if directions is not None and directions_from is not None:
+        raise EmoscopeError("give --directions or --directions-from, not both")
+    dirs = EmotionDirections.load(directions) if directions is not None else None
+    labelled = None
+    if directions_from is not None:
+        from emoscope.datasets import load_dataset, read_labelled_file
+
+        if Path(directions_from).exists():
+            labelled = read_labelled_file(directions_from, directions_taxonomy)
+        else:
+            labelled = load_dataset(
+                directions_from, directions_split, root=data_root, taxonomy=directions_taxonomy
+            )
+    meta = dirs.meta if dirs is not None else {}
+    if alpha is None:
+        alpha = float(meta.get("default_alpha", 8.0))
+    weights = _emotion_weights(emotion or ["joy"], alpha)
     lm = load_model(model, device=device)
     if not lm.causal:
         raise EmoscopeError(f"{lm.name} is not a causal language model; steering needs generation")
-    if layers is None:
+    if layers is not None:
+        chosen = parse_layers(layers, lm.n_layers, allow_embeddings=False)
+    elif meta.get("default_layers"):
+        chosen = [int(x) for x in meta["default_layers"]]
+    else:
         third = max(1, lm.n_layers // 3)
         chosen = list(range(third + 1, max(third + 1, 2 * third) + 1))
-    else:
-        chosen = parse_layers(layers, lm.n_layers, allow_embeddings=False)
-    if directions is not None:
-        dirs = EmotionDirections.load(directions)
-    else:
+    if labelled is not None:
+        note(f"computing {method} directions from {labelled.name} ({len(labelled)} texts)")
+        dirs = directions_from_dataset(
+            lm, labelled, max_examples=max_examples, method=method, layers=chosen, chat=chat,
+            seed=seed,
+        )  # fmt: skip
+    elif dirs is None:
         note(f"computing {method} directions from the elicitation prompts")
         dirs = build_directions(lm, method=method, layers=chosen, chat=chat, seed=seed)
+    missing = [e for e in weights if e not in dirs.emotions]
+    if missing:
+        raise EmoscopeError(
+            f"no direction for {', '.join(missing)}; the directions have: "
+            f"{', '.join(dirs.emotions)}"
+        )
     if save_directions is not None:
         dirs.save(save_directions)
         note(f"wrote {save_directions}")
