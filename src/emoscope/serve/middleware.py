@@ -29,6 +29,25 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("emoscope.serve")
 
 
+async def _send_detail(
+    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer ``{"detail": detail}`` as JSON with ``status``."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodySizeLimit:
     """ASGI middleware answering 413 to request bodies larger than ``max_bytes``.
 
@@ -75,19 +94,7 @@ class BodySizeLimit:
 
     @staticmethod
     async def _reject(send: Send, message: str) -> None:
-        body = json.dumps({"detail": message}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_detail(send, 413, message, [(b"connection", b"close")])
 
 
 async def _send_json(
@@ -165,23 +172,12 @@ class RequestLog:
             if started:  # too late for an answer: let the server close the connection
                 raise
             log.exception("%s unexpected error", rid)
-            body = json.dumps(
-                {
-                    "detail": f"internal error ({type(exc).__name__}) answering request {rid}; "
-                    "the server log has the traceback"
-                }
-            ).encode()
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
+            await _send_detail(
+                send_with_id,
+                500,
+                f"internal error ({type(exc).__name__}) answering request {rid}; "
+                "the server log has the traceback",
             )
-            await send_with_id({"type": "http.response.body", "body": body})
         finally:
             client = scope.get("client") or ("-", 0)
             log.info(
