@@ -29,25 +29,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("emoscope.serve")
 
 
-async def _send_detail(
-    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    """Answer ``{"detail": detail}`` as JSON with ``status``."""
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class BodySizeLimit:
     """ASGI middleware answering 413 to request bodies larger than ``max_bytes``.
 
@@ -94,7 +75,7 @@ class BodySizeLimit:
 
     @staticmethod
     async def _reject(send: Send, message: str) -> None:
-        await _send_detail(send, 413, message, [(b"connection", b"close")])
+        await _send_json(send, 413, {"detail": message}, [(b"connection", b"close")])
 
 
 async def _send_json(
@@ -172,12 +153,11 @@ class RequestLog:
             if started:  # too late for an answer: let the server close the connection
                 raise
             log.exception("%s unexpected error", rid)
-            await _send_detail(
-                send_with_id,
-                500,
+            detail = (
                 f"internal error ({type(exc).__name__}) answering request {rid}; "
-                "the server log has the traceback",
+                "the server log has the traceback"
             )
+            await _send_json(send_with_id, 500, {"detail": detail})
         finally:
             client = scope.get("client") or ("-", 0)
             log.info(
