@@ -34,6 +34,7 @@ __all__ = [
     "Message",
     "ResponseCache",
     "cached_generate",
+    "can_score",
     "check_conversations",
     "check_request",
     "generate_texts",
@@ -62,6 +63,13 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
+
+
+def can_score(backend: object) -> bool:
+    """Whether ``backend`` scores given answers as well as generating text: a
+    ``score(conversations, choices)`` method returning each choice's log-likelihood, as the hf
+    backend has (label scoring; an OpenAI-protocol server only generates)."""
+    return callable(getattr(backend, "score", None))
 
 
 @runtime_checkable

@@ -34,13 +34,13 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from emoscope.errors import EmoscopeError
 from emoscope.labels import Taxonomy, get_taxonomy
-from emoscope.llm.base import ChatBackend, Generation
+from emoscope.llm.base import ChatBackend, Generation, can_score
 from emoscope.llm.parsing import ParsedAnswer, parse_answer
 from emoscope.llm.pipeline import PRCPipeline, load_llm, target_queries
 from emoscope.llm.prompting import VARIANTS, Cues, Demonstration
@@ -288,11 +288,7 @@ class LLMRecognizer(RecognizerMixin):
         repetition_penalty: float = 1.0,
         bf16_autocast: bool = False,
     ) -> None:
-        if (
-            mode == "score"
-            and not isinstance(backend, str | None)
-            and not hasattr(backend, "score")
-        ):
+        if mode == "score" and not isinstance(backend, str | None) and not can_score(backend):
             raise EmoscopeError("score mode needs a backend that scores labels (the hf backend)")
         if mode not in MODES:
             raise EmoscopeError(f"unknown mode {mode!r}; expected one of: {', '.join(MODES)}")
@@ -468,9 +464,9 @@ class LLMRecognizer(RecognizerMixin):
         demos: list[list[Demonstration]],
     ) -> list[EmotionPrediction]:
         """Label scoring: a calibrated distribution from each label's log-likelihood."""
-        scorer = getattr(self.backend, "score", None)
-        if scorer is None:
+        if not can_score(self.backend):
             raise EmoscopeError("score mode needs a backend that scores labels (the hf backend)")
+        scorer = cast(Any, self.backend).score
         from emoscope.llm.scoring import LabelCalibration
 
         labels = list(self._taxonomy.labels)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emoscope.errors import EmoscopeError
+from emoscope.llm.base import can_score
 from emoscope.stimuli.sets import Stimulus, apply_stimulus
 
 __all__ = [
@@ -84,7 +85,7 @@ class ChoiceResult:
 
 def require_scorer(backend: object) -> None:
     """Raise a clear error unless ``backend`` can score choices (``score(convs, choices)``)."""
-    if not callable(getattr(backend, "score", None)):
+    if not can_score(backend):
         name = getattr(backend, "name", type(backend).__name__)
         raise EmoscopeError(
             f"label scoring needs a backend that scores given answers (score(conversations, "

@@ -27,6 +27,7 @@ import numpy as np
 from emoscope.datasets.esconv import STRATEGIES
 from emoscope.dialogue import Dialogue
 from emoscope.errors import EmoscopeError
+from emoscope.llm.base import can_score
 from emoscope.llm.scoring import softmax
 from emoscope.support.prompt import SupportPrompt
 
@@ -44,7 +45,7 @@ def strategy_scores(
     Raises:
         EmoscopeError: the backend cannot score choices (an OpenAI-protocol server).
     """
-    if not callable(getattr(backend, "score", None)):
+    if not can_score(backend):
         raise EmoscopeError(
             f"strategy 'llm' needs label scoring, which the {getattr(backend, 'name', '?')} "
             "backend does not offer; use --backend hf, or --strategy auto or a strategy name"
