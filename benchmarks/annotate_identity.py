@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import subprocess
@@ -31,19 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from _common import machine_info
-from annotate_throughput import build_inputs
+from annotate_throughput import build_inputs, file_sha256
 from emoscope._io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "annotate_identity.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _annotate(src_dir: Path, inp: Path, out: Path, backend: str | None) -> float:
@@ -110,7 +101,7 @@ def main() -> None:
     for name, (src, backend) in runs.items():
         seconds[name] = round(_annotate(src, text_path, args.scratch / f"{name}.csv", backend), 1)
         print(f"{name}: {seconds[name]} s", flush=True)
-    digests = {name: _sha256(args.scratch / f"{name}.csv") for name in runs}
+    digests = {name: file_sha256(args.scratch / f"{name}.csv") for name in runs}
     result = {
         "rows": args.rows,
         "before_source": str(args.before),

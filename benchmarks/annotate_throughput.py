@@ -94,7 +94,8 @@ def build_inputs(folder: Path, rows: int) -> tuple[Path, Path]:
     return text_path, dialogue_path
 
 
-def _digest(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -121,7 +122,7 @@ def _run(
         "total_seconds": round(total, 2),
         "rows_per_second": round(res.rows / res.seconds, 1),
         "rows_per_second_total": round(res.rows / total, 1),
-        "output_sha256": _digest(out),
+        "output_sha256": file_sha256(out),
     }
     print(
         f"{name:>18}: {row['rows_per_second']:9.1f} rows/s "

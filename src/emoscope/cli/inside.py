@@ -273,7 +273,7 @@ def steer_command(
         ),
     ] = None,
     positions: Annotated[
-        str, typer.Option(help="Token positions: all, prompt, last or generated.")
+        str, typer.Option(help="Token positions: all, prompt, last, generated or last+generated.")
     ] = "all",
     directions: Annotated[
         Path | None,

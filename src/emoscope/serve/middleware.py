@@ -129,7 +129,7 @@ class RequestLog:
         given = _header(scope, b"x-request-id")
         rid = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
-        status = 500
+        status: int | None = None  # set when the response starts
         t0 = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -140,17 +140,10 @@ class RequestLog:
                 message["headers"] = [*headers, (b"x-request-id", rid.encode())]
             await send(message)
 
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send_with_id(message)
-
         try:
-            await self.app(scope, receive, send_tracked)
+            await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if started:  # too late for an answer: let the server close the connection
+            if status is not None:  # too late for an answer: let the server close the connection
                 raise
             log.exception("%s unexpected error", rid)
             detail = (
@@ -166,7 +159,7 @@ class RequestLog:
                 client[0],
                 scope.get("method", "-"),
                 scope.get("path", "-"),
-                status,
+                500 if status is None else status,
                 1000 * (time.perf_counter() - t0),
             )
 
