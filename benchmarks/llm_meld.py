@@ -14,18 +14,18 @@ fitted on a fixed MELD dev subset):
   trained on a fixed subset of whole MELD train dialogues (``--train-n``, >= 2,000
   utterances) with the plain prompt, with retrieval in the training and test prompts, and with
   PRC-Emo's speaker-weighted 2-bucket curriculum; all of MELD test. Held-out answer loss on the
-  dev subset after every epoch; a checkpoint after every epoch.
+  dev subset after every epoch; a checkpoint after every epoch and every 25 optimiser steps.
 
 Everything is checkpointed under ``$EMOSCOPE_BENCH_WORK/llm_meld/<model>/``: each row phase
 (``dev``, ``test``) appends one JSON line per utterance (raw label log-likelihoods, prompt
 tokens, seconds) a few dialogues at a time, so a cut run resumes at the next dialogue; LoRA
-training resumes after its last finished epoch. ``--summarise`` writes
+training resumes at its last checkpoint (inside an epoch too). ``--summarise`` writes
 ``benchmarks/results/llm_meld.json`` from whatever is done; unfinished rows are marked as such
 with their n.
 
 Resume command (the same as the first launch; it skips what is done)::
 
-    cd /work/wt11 && EMOSCOPE_BENCH_WORK=/work/runs/llm_meld_work OMP_NUM_THREADS=1 \\
+    cd /work/main && EMOSCOPE_BENCH_WORK=/work/runs/llm_meld_work OMP_NUM_THREADS=1 \\
       PYTHONPATH=$PWD/src setsid nohup nice -n 19 /work/main/.venv/bin/python \\
       benchmarks/llm_meld.py --threads 1 > /work/runs/llm_meld.log 2>&1 &
       echo $! > /work/runs/llm_meld.pid
@@ -435,6 +435,7 @@ def train_row(
             },
             held_out=held,
             checkpoint_dir=folder / "ckpt",
+            checkpoint_steps=25,
         )
     items = sum(e["items"] for e in result["epochs"])
     train_s = sum(e["seconds"] for e in result["epochs"])

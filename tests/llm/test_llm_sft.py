@@ -182,3 +182,45 @@ def test_held_out_loss_per_epoch_and_resume_from_an_epoch_checkpoint(
     resumed = train_lora(train, cfg, tmp_path / "d", held_out=held, checkpoint_dir=tmp_path / "ck1")
     assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3]
     assert resumed["optimizer_steps"] == 12
+
+
+def test_a_run_cut_inside_an_epoch_continues_at_the_next_micro_batch(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emoscope.llm.sft as sft
+
+    cfg = tiny_lora_config(tiny_llama, curriculum="none")
+    train, held = examples(8), examples(10)[8:]
+    full = train_lora(train, cfg, tmp_path / "a", held_out=held)
+    saves: list[dict[str, object]] = []
+    real_save = sft._save_checkpoint
+
+    def cut_after_second_step(*args: object) -> None:
+        real_save(*args)  # type: ignore[arg-type]
+        state = args[-1]
+        assert isinstance(state, dict)
+        saves.append(state)
+        if state.get("partial") and state["step"] == 6:
+            raise KeyboardInterrupt  # the session ends here, inside epoch 2
+
+    monkeypatch.setattr(sft, "_save_checkpoint", cut_after_second_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_lora(
+            train, cfg, tmp_path / "b", held_out=held, checkpoint_dir=tmp_path / "ck",
+            checkpoint_steps=2,
+        )  # fmt: skip
+    assert [s["step"] for s in saves] == [2, 4, 6]  # mid-epoch, epoch end, mid-epoch
+    assert not (tmp_path / "b").exists()
+    monkeypatch.setattr(sft, "_save_checkpoint", real_save)
+    messages: list[str] = []
+    resumed = train_lora(
+        train, cfg, tmp_path / "c", held_out=held, checkpoint_dir=tmp_path / "ck",
+        checkpoint_steps=2, progress=messages.append,
+    )  # fmt: skip
+    assert any("micro-batch" in m and "of epoch 2" in m for m in messages)
+    assert resumed["optimizer_steps"] == full["optimizer_steps"] == 12
+    assert [e["items"] for e in resumed["epochs"]] == [e["items"] for e in full["epochs"]]
+    # Same data order, optimiser state and random state: the same training, step for step.
+    for a, b in zip(resumed["epochs"], full["epochs"], strict=True):
+        assert a["mean_loss"] == pytest.approx(b["mean_loss"], rel=1e-4)
+    assert resumed["loss_after"] == pytest.approx(full["loss_after"], rel=1e-4)

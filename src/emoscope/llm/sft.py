@@ -395,6 +395,7 @@ def train_lora(
     prompt_settings: dict[str, Any] | None = None,
     held_out: Sequence[SFTExample] | None = None,
     checkpoint_dir: str | Path | None = None,
+    checkpoint_steps: int = 0,
 ) -> dict[str, Any]:
     """Fine-tune a LoRA adapter on ``examples`` in curriculum order and save it to ``out_dir``.
 
@@ -405,6 +406,9 @@ def train_lora(
     ``held_out_loss_before``). With ``checkpoint_dir``, the adapter, optimiser and scheduler
     are saved there after every epoch, and a rerun resumes after the last saved epoch (the
     curriculum order is deterministic; the NEFTune noise after a resume is not the same draw).
+    ``checkpoint_steps`` > 0 also saves every that many optimiser steps inside an epoch, and a
+    rerun continues that epoch at the next micro-batch (its loss and seconds carried over), so
+    a run cut mid-epoch on a slow machine loses at most that many steps.
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -497,18 +501,28 @@ def train_lora(
     if done is not None:
         epochs_log, step = list(done["epochs"]), int(done["step"])
         loss_before, held_before = done["loss_before"], done["held_out_loss_before"]
-        _say(progress, f"resuming after epoch {len(epochs_log)} from {ckpt}")
+        where = f"epoch {len(epochs_log)}"
+        if done.get("partial"):
+            where += f" and micro-batch {done['partial']['micro']} of epoch {len(epochs_log) + 1}"
+        _say(progress, f"resuming after {where} from {ckpt}")
     model.train()
     try:
         for epoch, items in enumerate(schedule, 1):
             if epoch <= len(epochs_log):
                 continue
-            t_epoch = time.perf_counter()
-            losses: list[float] = []
+            partial = (done or {}).get("partial") or {}
+            if partial.get("epoch") != epoch:
+                partial = {}
+            elif "rng" in partial:
+                torch.set_rng_state(partial["rng"])
+            t_epoch = time.perf_counter() - float(partial.get("seconds", 0.0))
+            losses: list[float] = list(partial.get("losses", []))
             micro = [
                 items[i : i + config.batch_size] for i in range(0, len(items), config.batch_size)
             ]
             for m, chunk in enumerate(micro):
+                if m < int(partial.get("micro", 0)):
+                    continue
                 batch = _collate([encoded[i] for i in chunk], pad_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 with autocast(config.bf16_autocast, device):
@@ -521,6 +535,31 @@ def train_lora(
                     sched.step()
                     optim.zero_grad(set_to_none=True)
                     step += 1
+                    if (
+                        ckpt is not None
+                        and checkpoint_steps > 0
+                        and step % checkpoint_steps == 0
+                        and m < len(micro) - 1
+                    ):
+                        _save_checkpoint(
+                            ckpt,
+                            model,
+                            optim,
+                            sched,
+                            {
+                                "epochs": epochs_log,
+                                "step": step,
+                                "loss_before": loss_before,
+                                "held_out_loss_before": held_before,
+                                "partial": {
+                                    "epoch": epoch,
+                                    "micro": m + 1,
+                                    "losses": losses,
+                                    "seconds": time.perf_counter() - t_epoch,
+                                    "rng": torch.get_rng_state(),
+                                },
+                            },
+                        )
             mean = sum(losses) / len(losses)
             seconds = time.perf_counter() - t_epoch
             entry: dict[str, Any] = {
