@@ -14,10 +14,12 @@ intervals. Then, on GoEmotions:
 * malleability: the shift of the probes' read-outs of the same texts under three system
   prompts (:func:`emoscope.probe.malleability`).
 
-The zero-shot prompting baseline of the instruct model must score labels by log-likelihood
-(a distribution, not parsed text), which is the label-scoring mode of the LLM recogniser
-(issue 11); until that lands each dataset gets a ``zero_shot`` row marked pending
-(:func:`zero_shot_label_scoring`).
+The zero-shot prompting baseline scores each label word by its log-likelihood as the model's
+reply to a classification prompt (label scoring, :func:`emoscope.probe.zero_shot_scored`; a
+distribution, nothing parsed) on the same test texts, calibrated (contextual-calibration prior
+and temperature) on development texts from the training split, never on test texts. The
+instruct model answers through its chat template; Gemma-3-270M, a base model, through the plain
+``User: ... Assistant:`` layout (cheap, so it gets the row too).
 
 Claims of "Decoding Emotion in the Deep" (Zhang & Zhong, 2025, arXiv:2510.04064) are checked
 from the numbers at the end (``claims``).
@@ -53,12 +55,12 @@ from _common import WORK, machine_info  # noqa: E402
 
 MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
 DATASETS = {"goemotions": "ekman", "meld": None}
+ZERO_SHOT_ROWS = ("raw", "calibrated", "calibrated_label_prior")
 SYSTEM_PROMPTS = {
     "cheerful": "You are a cheerful assistant who always sees the bright side of everything.",
     "gloomy": "You are a gloomy assistant who finds everything sad and hopeless.",
     "angry": "You are an irritable assistant who is angry about everything.",
 }
-PENDING_ZERO_SHOT = "pending: label scoring (issue 11)"
 
 
 def _log(msg: str) -> None:
@@ -69,14 +71,58 @@ def _log_step(prefix: str, msg: str) -> None:
     _log(f"{prefix} {msg}")
 
 
-def zero_shot_label_scoring(model: str, texts: list[str], labels: list[str]) -> dict[str, Any]:
-    """The zero-shot prompting baseline: the instruct model's label distribution per text.
+def _zero_shot(model: str, data: Any, cache: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The label-scoring zero-shot row of one dataset (cached as JSON beside the activations)."""
+    from emoscope._io import write_json
+    from emoscope.llm.hf import HFBackend
+    from emoscope.probe import zero_shot_scored
 
-    Needs the label-scoring mode of the LLM recogniser (issue 11: choice log-likelihoods, as
-    lm-evaluation-harness scores multiple choice), which is not on this branch yet; the row
-    says so instead of parsing generated text, which this model does not answer reliably.
-    """
-    return {"status": PENDING_ZERO_SHOT, "model": model, "n": len(texts), "labels": labels}
+    n_dev = min(args.zero_shot_dev, len(data.train_texts))
+    key = {"n": len(data.test_texts), "n_dev": n_dev, "n_boot": args.n_boot}
+    path = cache / "zero_shot.json"
+    if path.is_file():
+        old = json.loads(path.read_text("utf-8"))
+        if old.get("key") == key:
+            return dict(old["result"])
+    t0 = time.perf_counter()
+    backend = HFBackend(model, device="cpu", batch_size=args.zero_shot_batch)
+    res = zero_shot_scored(
+        backend, data.test_texts, data.test_y.tolist(), list(data.labels),
+        dev_texts=data.train_texts[:n_dev], dev_gold=data.train_y[:n_dev].tolist(),
+        batch_size=args.zero_shot_batch, n_boot=args.n_boot, seed=0,
+    )  # fmt: skip
+    res["layout"] = (
+        "chat template"
+        if getattr(backend.tokenizer, "chat_template", None)
+        else ("plain User:/Assistant: layout (base model, no chat template)")
+    )
+    res["dev"] = f"the first {n_dev} texts of the training subsample (never test texts)"
+    res["seconds"] = time.perf_counter() - t0
+    write_json(path, {"key": key, "result": res})
+    _log(f"  zero-shot: {len(data.test_texts)} + {n_dev} dev texts in {res['seconds']:.0f}s")
+    return res
+
+
+def _control_check(lms: dict[str, Any]) -> dict[str, Any]:
+    """Evidence that the control is a random init: its input embeddings against the model's."""
+    import torch
+
+    a = lms["model"].model.get_input_embeddings().weight.detach().float()
+    b = lms["control"].model.get_input_embeddings().weight.detach().float()
+    corr = torch.corrcoef(torch.stack([a.flatten()[:1_000_000], b.flatten()[:1_000_000]]))
+    return {
+        "embedding_correlation_model_vs_control": float(corr[0, 1]),
+        "embedding_std": {"model": float(a.std()), "control": float(b.std())},
+        "identical_parameters": int(
+            sum(
+                torch.equal(p, q)
+                for p, q in zip(
+                    lms["model"].model.parameters(), lms["control"].model.parameters(), strict=True
+                )
+                if p.dim() > 1
+            )
+        ),
+    }
 
 
 def _chat(tokenizer: Any, texts: list[str]) -> list[str]:
@@ -149,9 +195,7 @@ def _probe_dataset(
             entry["seconds"][f"{variant}_{kind}_probe"] = time.perf_counter() - t2
             if kind == "linear" and variant == "model":
                 linear_probes = probes
-    entry["zero_shot"] = zero_shot_label_scoring(
-        lms["model"].name, data.test_texts, list(data.labels)
-    )
+    entry["zero_shot"] = _zero_shot(lms["model"].name, data, cache / "zero_shot" / name, args)
     entry["summary"] = {
         key: max(c["scores"], key=lambda s: s["accuracy"]) for key, c in entry["curves"].items()
     }
@@ -178,6 +222,7 @@ def _run_model(model: str, cache: Path, args: argparse.Namespace) -> dict[str, A
         "n_layers": lm.n_layers,
         "hidden_size": lm.hidden_size,
         "chat_template": bool(getattr(lm.tokenizer, "chat_template", None)),
+        "control_check": _control_check(lms),
         "datasets": {},
     }
     go_data = go_probes = None
@@ -229,10 +274,21 @@ def claims(models: dict[str, Any]) -> dict[str, Any]:
                 "last_layer_accuracy": last["accuracy"],
                 "holds": 0.25 <= depth <= 0.75 and best["accuracy_ci"][0] > last["accuracy"],
             }
+            zs = entry["zero_shot"]
+            rows = {k: zs[k] for k in ZERO_SHOT_ROWS if k in zs}
+            best_zs = max(rows, key=lambda k: rows[k]["accuracy"]) if rows else None
             beats[f"{model}/{name}"] = {
+                "probe_layer": best["layer"],
                 "probe_accuracy": best["accuracy"],
-                "zero_shot": entry["zero_shot"].get("accuracy", entry["zero_shot"].get("status")),
-                "holds": None,
+                "probe_accuracy_ci": best["accuracy_ci"],
+                "probe_macro_f1": best.get("macro_f1"),
+                "zero_shot_accuracy": {k: r["accuracy"] for k, r in rows.items()},
+                "zero_shot_macro_f1": {k: r["macro_f1"] for k, r in rows.items()},
+                "best_zero_shot_row": best_zs,
+                "majority_accuracy": entry["majority_baseline"]["accuracy"],
+                "holds": None
+                if best_zs is None
+                else bool(best["accuracy_ci"][0] > rows[best_zs]["accuracy_ci"][1]),
             }
         pers = res.get("persistence")
         if pers:
@@ -261,9 +317,9 @@ def claims(models: dict[str, Any]) -> dict[str, Any]:
             "results": peak,
         },
         "probes_beat_zero_shot_prompting": {
-            "rule": "best probe accuracy above the zero-shot label-scoring accuracy",
+            "rule": "the best linear probe's accuracy CI lies above the CI of the best "
+            "zero-shot label-scoring row (raw, calibrated or calibrated with the label prior)",
             "results": beats,
-            "status": PENDING_ZERO_SHOT,
         },
         "tone_persists_for_hundreds_of_tokens": {
             "rule": "at the largest filler offset the best layer keeps at least half of its "
@@ -292,7 +348,10 @@ def _plots(models: dict[str, Any], layers_png: str, persistence_png: str) -> Non
             ]
             title = f"{model} · {'GoEmotions→Ekman' if name == 'goemotions' else 'MELD'}"
             panels.append((title, curves))
-            baselines.append({"majority class": entry["majority_baseline"]})
+            lines = {"majority class": entry["majority_baseline"]}
+            if "calibrated" in entry.get("zero_shot", {}):
+                lines["zero-shot label scoring, calibrated"] = entry["zero_shot"]["calibrated"]
+            baselines.append(lines)
     plot_layer_curves(panels, layers_png, baselines=baselines)
     with_pers = {m: r for m, r in models.items() if r.get("persistence")}
     if not with_pers:
@@ -329,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offsets", default="0,1,2,4,8,16,32,64,128,256")
     ap.add_argument("--persistence-n", type=int, default=300)
     ap.add_argument("--malleability-n", type=int, default=500)
+    ap.add_argument("--zero-shot-dev", type=int, default=500, help="calibration texts (train)")
+    ap.add_argument("--zero-shot-batch", type=int, default=16)
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--cache", default=str(WORK / "probe_llm"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probe_llm.json"))
@@ -369,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         "control": "same architecture and tokenizer, random weights (from_config, seed 0)",
         "subsample": "uniform random without replacement (seed 0), single-label examples only",
         "torch_threads": args.threads,
+        "zero_shot": "label scoring of the label words after emoscope.probe.zero_shot_prompt; "
+        f"calibration fitted on {args.zero_shot_dev} training texts",
     }
     out_path = Path(args.out)
     previous = json.loads(out_path.read_text("utf-8")) if out_path.is_file() else {}
