@@ -78,14 +78,16 @@ def _zero_shot(model: str, data: Any, cache: Path, args: argparse.Namespace) -> 
     from emoscope.probe import zero_shot_scored
 
     n_dev = min(args.zero_shot_dev, len(data.train_texts))
-    key = {"n": len(data.test_texts), "n_dev": n_dev, "n_boot": args.n_boot}
+    key = {"n": len(data.test_texts), "n_dev": n_dev, "n_boot": args.n_boot, "bf16": args.bf16}
     path = cache / "zero_shot.json"
     if path.is_file():
         old = json.loads(path.read_text("utf-8"))
         if old.get("key") == key:
             return dict(old["result"])
     t0 = time.perf_counter()
-    backend = HFBackend(model, device="cpu", batch_size=args.zero_shot_batch)
+    backend = HFBackend(
+        model, device="cpu", batch_size=args.zero_shot_batch, bf16_autocast=args.bf16
+    )
     res = zero_shot_scored(
         backend, data.test_texts, data.test_y.tolist(), list(data.labels),
         dev_texts=data.train_texts[:n_dev], dev_gold=data.train_y[:n_dev].tolist(),
@@ -132,22 +134,84 @@ def _chat(tokenizer: Any, texts: list[str]) -> list[str]:
 
 
 def _activations(lm: Any, texts: list[str], folder: Path, args: argparse.Namespace) -> Any:
-    """Cached last-token activations of all layers (extracted once, then memory-mapped)."""
+    """Cached last-token activations of all layers (extracted once, then memory-mapped).
+
+    Extracted in parts of ``--chunk`` texts, each kept on disk as it completes, so a run cut
+    in the middle of a split resumes at its last finished part; the parts are then joined.
+    """
+    import shutil
+
+    import numpy as np
+
+    from emoscope._io import write_json
     from emoscope.activations import Activations, extract_activations
+    from emoscope.models import autocast
 
     if (folder / "meta.json").is_file():
         acts = Activations.load(folder)
         if acts.n == len(texts) and acts.meta.get("max_length") == args.max_length:
             return acts
     templated = bool(getattr(lm.tokenizer, "chat_template", None))
+    rendered = _chat(lm.tokenizer, texts)
     t0 = time.perf_counter()
-    acts = extract_activations(
-        lm, _chat(lm.tokenizer, texts), layers="all", pooling="last",
-        batch_size=args.batch_size, max_length=args.max_length, out_dir=folder,
-        add_special_tokens=not templated,
-    )  # fmt: skip
+    parts = []
+    for start in range(0, len(texts), args.chunk):
+        part = folder / "parts" / f"{start:06d}"
+        chunk = rendered[start : start + args.chunk]
+        parts.append(part)
+        if (part / "meta.json").is_file() and Activations.load(part).n == len(chunk):
+            continue
+        with autocast(args.bf16, "cpu"):
+            extract_activations(
+                lm, chunk, layers="all", pooling="last", batch_size=args.batch_size,
+                max_length=args.max_length, out_dir=part, add_special_tokens=not templated,
+            )  # fmt: skip
+        _log(f"  {folder}: {start + len(chunk)}/{len(texts)} texts")
+    loaded = [Activations.load(p) for p in parts]
+    meta = dict(loaded[0].meta, n=len(texts), bf16_autocast=args.bf16)
+    for lay in loaded[0].layers:
+        out = np.lib.format.open_memmap(
+            folder / f"layer_{lay:03d}.npy", mode="w+", dtype=np.float16,
+            shape=(len(texts), loaded[0].hidden_size),
+        )  # fmt: skip
+        out[:] = np.concatenate([a[lay] for a in loaded])
+        out.flush()
+        del out
+    write_json(folder / "meta.json", meta)
+    shutil.rmtree(folder / "parts")
     _log(f"  {folder}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s")
-    return acts
+    return Activations.load(folder)
+
+
+def _bf16_check(lm: Any, data: Any, probes: dict[int, Any], args: argparse.Namespace) -> Any:
+    """bf16 autocast against float32 on the first test texts: the cosine of the two
+    last-token states per layer and how often the trained linear probe's read-outs agree."""
+    import numpy as np
+
+    from emoscope.activations import extract_activations
+    from emoscope.models import autocast
+
+    texts = _chat(lm.tokenizer, data.test_texts[: args.bf16_check_n])
+    templated = bool(getattr(lm.tokenizer, "chat_template", None))
+    acts = {}
+    for bf in (False, True):
+        with autocast(bf, "cpu"):
+            acts[bf] = extract_activations(
+                lm, texts, layers="all", pooling="last", batch_size=args.batch_size,
+                max_length=args.max_length, add_special_tokens=not templated,
+            )  # fmt: skip
+    rows = {}
+    for lay, probe in probes.items():
+        a, b = acts[False][lay], acts[True][lay]
+        cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+        agree = float(np.mean(probe.predict(a) == probe.predict(b)))
+        rows[str(lay)] = {"mean_cosine": float(cos.mean()), "probe_agreement": agree}
+    return {
+        "n": len(texts),
+        "layers": rows,
+        "min_probe_agreement": min(r["probe_agreement"] for r in rows.values()),
+        "min_mean_cosine": min(r["mean_cosine"] for r in rows.values()),
+    }
 
 
 def _probe_dataset(
@@ -195,6 +259,10 @@ def _probe_dataset(
             entry["seconds"][f"{variant}_{kind}_probe"] = time.perf_counter() - t2
             if kind == "linear" and variant == "model":
                 linear_probes = probes
+    if args.bf16 and args.bf16_check_n:
+        t1 = time.perf_counter()
+        entry["bf16_check"] = _bf16_check(lms["model"], data, linear_probes, args)
+        entry["seconds"]["bf16_check"] = time.perf_counter() - t1
     entry["zero_shot"] = _zero_shot(lms["model"].name, data, cache / "zero_shot" / name, args)
     entry["summary"] = {
         key: max(c["scores"], key=lambda s: s["accuracy"]) for key, c in entry["curves"].items()
@@ -209,6 +277,7 @@ def _persistence_layers(n_layers: int, best: int) -> list[int]:
 
 def _run_model(model: str, cache: Path, args: argparse.Namespace) -> dict[str, Any]:
     from emoscope.activations import load_model
+    from emoscope.models import autocast
     from emoscope.probe import malleability, persistence_curve
 
     t0 = time.perf_counter()
@@ -238,18 +307,22 @@ def _run_model(model: str, cache: Path, args: argparse.Namespace) -> dict[str, A
         n = min(args.persistence_n, len(go_data.test_texts))
         _log(f"{model}: persistence on {n} texts, layers {layers}, offsets {args.offsets}")
         t1 = time.perf_counter()
-        out["persistence"] = persistence_curve(
-            lm, {k: go_probes[k] for k in layers}, go_data.test_texts[:n],
-            go_data.test_y[:n].tolist(), offsets=args.offsets, chat_format=True, batch_size=4,
-        )  # fmt: skip
+        with autocast(args.bf16, "cpu"):
+            out["persistence"] = persistence_curve(
+                lm, {k: go_probes[k] for k in layers}, go_data.test_texts[:n],
+                go_data.test_y[:n].tolist(), offsets=args.offsets, chat_format=True,
+                batch_size=4,
+            )  # fmt: skip
         out["persistence"]["seconds"] = time.perf_counter() - t1
         n = min(args.malleability_n, len(go_data.test_texts))
         _log(f"{model}: malleability on {n} texts under {len(SYSTEM_PROMPTS)} system prompts")
         t1 = time.perf_counter()
-        out["malleability"] = malleability(
-            lm, go_probes, go_data.labels, go_data.test_texts[:n], go_data.test_y[:n].tolist(),
-            SYSTEM_PROMPTS, batch_size=args.batch_size, max_length=args.max_length + 64,
-        )  # fmt: skip
+        with autocast(args.bf16, "cpu"):
+            out["malleability"] = malleability(
+                lm, go_probes, go_data.labels, go_data.test_texts[:n],
+                go_data.test_y[:n].tolist(), SYSTEM_PROMPTS, batch_size=args.batch_size,
+                max_length=args.max_length + 64,
+            )  # fmt: skip
         out["malleability"]["seconds"] = time.perf_counter() - t1
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -390,6 +463,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--malleability-n", type=int, default=500)
     ap.add_argument("--zero-shot-dev", type=int, default=500, help="calibration texts (train)")
     ap.add_argument("--zero-shot-batch", type=int, default=16)
+    ap.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=True,
+        help="bf16 autocast for the model's forward passes (probes train in float32)",
+    )  # fmt: skip
+    ap.add_argument("--bf16-check-n", type=int, default=200, help="texts of the fp32 check")
+    ap.add_argument("--chunk", type=int, default=500, help="texts per resumable part")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--cache", default=str(WORK / "probe_llm"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probe_llm.json"))
@@ -423,7 +502,13 @@ def main(argv: list[str] | None = None) -> int:
         "malleability_n": args.malleability_n,
         "system_prompts": SYSTEM_PROMPTS,
         "input": "each text as a user chat turn plus the generation prompt (render_chat); "
-        "last-token state of every hidden-state layer, float32 model, float16 cache",
+        "last-token state of every hidden-state layer, float32 weights, float16 cache",
+        "bf16_autocast": args.bf16,
+        "precision": "forward passes (activations, persistence, malleability, zero-shot) under "
+        "bf16 autocast (AMX on this CPU; a laptop without AMX gains less), probes trained in "
+        "float32; bf16_check compares with float32 on the first test texts"
+        if args.bf16
+        else "float32 forward passes",
         "linear_probe": "multinomial logistic regression, L2 penalty chosen from 1e-3..1 on "
         "15% of the training subsample, refitted on all of it (standardised features)",
         "mlp_probe": "1 hidden layer of 256 ReLU units, dropout 0.1, Adam, early stopping",
@@ -449,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
         if model in done:
             _log(f"{model}: already in {out_path}, skipped")
             continue
-        results["models"][model] = _run_model(model, Path(args.cache), args)
+        cache = Path(args.cache) / ("bf16" if args.bf16 else "fp32")
+        results["models"][model] = _run_model(model, cache, args)
         results["machine"] = machine_info(
             load0, "2 CPU cores shared with ~6 other engineers' jobs during this run"
         )

@@ -61,18 +61,24 @@ def _deadline(text: str | None) -> float:
 
 
 def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: float) -> dict:
-    from emoscope.stimuli import compare_conditions, label_outcomes
+    from emoscope.stimuli import compare_conditions, label_predictions
 
-    done = _load_jsonl(ckpt)
+    done = {k: r for k, r in _load_jsonl(ckpt).items() if "predicted" in r}
     for item in task.items:
         if item.id in done:
             continue
         if time.time() > stop:
             break
         t0 = time.time()
-        out = label_outcomes(backend, task, stimuli, [item])
-        row = {"id": item.id, "outcomes": {k: v[0] for k, v in out.items()}}
-        row["seconds"] = round(time.time() - t0, 2)
+        preds = label_predictions(backend, task, stimuli, [item])
+        row = {
+            "id": item.id,
+            "outcomes": {c: float(all(q.correct for q in v[0])) for c, v in preds.items()},
+            "predicted": {c: [q.predicted for q in v[0]] for c, v in preds.items()},
+            "answers": [q.answer for q in task.questions(item)],
+            "baseline_loglik": [[round(x, 4) for x in q.loglik] for q in preds["baseline"][0]],
+            "seconds": round(time.time() - t0, 2),
+        }
         _append(ckpt, row)
         done[item.id] = row
         print(f"{task.name} {item.id}: {row['seconds']} s", flush=True)
@@ -85,10 +91,41 @@ def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: flo
     res = compare_conditions(task, scores, stimuli, n_boot=2000, seed=0).to_dict()
     res.pop("outputs", None)
     res["items_scored"] = ids
-    res["median_seconds_per_item"] = (
-        sorted(done[i]["seconds"] for i in ids)[len(ids) // 2] if ids else None
-    )
+    res["median_seconds_per_item"] = sorted(done[i]["seconds"] for i in ids)[len(ids) // 2]
+    res["diagnostics"] = _diagnostics([done[i] for i in ids])
     return res
+
+
+def _diagnostics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the chosen answers look like, to tell a real chance result from a constant one:
+    per question position (EmoBench EU: 0 emotion, 1 cause), how often each choice index is
+    predicted under the plain prompt and across all stimuli, how often it is the gold answer,
+    the accuracy of always answering the most common gold index, and how many items got
+    distinct baseline scores (a constant score would give one)."""
+    from collections import Counter
+
+    n_q = len(rows[0]["answers"])
+    out: dict[str, Any] = {}
+    for qi in range(n_q):
+        gold = Counter(r["answers"][qi] for r in rows if len(r["answers"]) > qi)
+        base = Counter(r["predicted"]["baseline"][qi] for r in rows if len(r["answers"]) > qi)
+        stim = Counter(
+            p[qi] for r in rows for c, p in r["predicted"].items() if c != "baseline"
+            if len(p) > qi
+        )  # fmt: skip
+        n = sum(gold.values())
+        out[f"question_{qi}"] = {
+            "n": n,
+            "gold_choice_counts": dict(sorted(gold.items())),
+            "baseline_predicted_counts": dict(sorted(base.items())),
+            "stimuli_predicted_counts": dict(sorted(stim.items())),
+            "baseline_share_of_most_common_prediction": max(base.values()) / n,
+            "always_most_common_gold_accuracy": max(gold.values()) / n,
+            "distinct_baseline_score_rows": len(
+                {tuple(r["baseline_loglik"][qi]) for r in rows if len(r["answers"]) > qi}
+            ),
+        }
+    return out
 
 
 def main() -> None:
@@ -174,10 +211,15 @@ def main() -> None:
             max_new_tokens=60,
         )
         ev = run_eqbench(be, root=DATA, limit=args.eqbench_limit, scoring="expected")
+        from emoscope.stimuli import parse_eqbench_answer
+
         result["eqbench"][name] = {
             "official": {k: off[k] for k in ("score", "parseable", "n_questions")}
             | {"parse_failure_rate": 1 - off["parseable"] / off["n_questions"]},
-            "raw_answers_first_5": raw[:5],
+            "raw_answers_first_10": [
+                {"answer": a, "parsed": parse_eqbench_answer(a)[0], "question_score": q}
+                for a, q in zip(raw[:10], off["question_scores"][:10], strict=True)
+            ],
             "expected_value": {k: ev[k] for k in ("score", "parseable", "n_questions")},
         }
         save()
