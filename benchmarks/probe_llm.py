@@ -275,10 +275,29 @@ def _persistence_layers(n_layers: int, best: int) -> list[int]:
     return sorted(x for x in picks if 0 < x <= n_layers)
 
 
-def _run_model(model: str, cache: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _stage(path: Path, key: Any, run: Any) -> Any:
+    """``run()``'s result, kept as JSON at ``path`` and reused while ``key`` is unchanged."""
+    from emoscope._io import write_json
+
+    if path.is_file():
+        old = json.loads(path.read_text("utf-8"))
+        if old.get("key") == key:
+            return old["result"]
+    res = run()
+    write_json(path, {"key": key, "result": res})
+    return res
+
+
+def _run_model(
+    model: str, cache: Path, args: argparse.Namespace, save: Any, out: dict[str, Any]
+) -> dict[str, Any]:
+    """Every section of one model; each finished section is kept under ``cache`` (and
+    ``save(out)`` called), so a cut run resumes at the first unfinished one."""
+    import pickle
+
     from emoscope.activations import load_model
     from emoscope.models import autocast
-    from emoscope.probe import malleability, persistence_curve
+    from emoscope.probe import malleability, persistence_curve, prepare_probe_data
 
     t0 = time.perf_counter()
     lms = {
@@ -286,45 +305,86 @@ def _run_model(model: str, cache: Path, args: argparse.Namespace) -> dict[str, A
         "control": load_model(model, random_init=True, seed=0),
     }
     lm = lms["model"]
-    out: dict[str, Any] = {
-        "model": model,
-        "n_layers": lm.n_layers,
-        "hidden_size": lm.hidden_size,
-        "chat_template": bool(getattr(lm.tokenizer, "chat_template", None)),
-        "control_check": _control_check(lms),
-        "datasets": {},
-    }
+    out.update(
+        {
+            "model": model,
+            "n_layers": lm.n_layers,
+            "hidden_size": lm.hidden_size,
+            "chat_template": bool(getattr(lm.tokenizer, "chat_template", None)),
+            "control_check": _control_check(lms),
+            "status": "partial",
+        }
+    )
+    out.setdefault("datasets", {})
+    key = args.settings
+    home = cache / model
     go_data = go_probes = None
     for name in args.datasets:
         _log(f"{model}: {name}")
-        entry, data, probes = _probe_dataset(name, lms, cache / model, args)
-        out["datasets"][name] = entry
+        found: dict[str, Any] = {}
+
+        def run(name: str = name, found: dict[str, Any] = found) -> dict[str, Any]:
+            entry, found["data"], found["probes"] = _probe_dataset(name, lms, home, args)
+            if name == "goemotions":
+                (home / name).mkdir(parents=True, exist_ok=True)
+                with open(home / name / "linear_probes.pkl", "wb") as fh:
+                    pickle.dump(found["probes"], fh)
+            return entry
+
+        out["datasets"][name] = _stage(home / name / "entry.json", key, run)
+        save(out)
         if name == "goemotions":
-            go_data, go_probes = data, probes
+            if "data" in found:
+                go_data, go_probes = found["data"], found["probes"]
+            else:
+                from emoscope.datasets import load_dataset
+
+                tr, te = (
+                    load_dataset(name, s, root=args.data_root, taxonomy=DATASETS[name])
+                    for s in ("train", "test")
+                )
+                go_data = prepare_probe_data(
+                    tr, te, max_train=args.max_train, max_test=args.max_test, seed=0
+                )
+                with open(home / name / "linear_probes.pkl", "rb") as fh:
+                    go_probes = pickle.load(fh)  # our own cache file
     if go_data is not None and go_probes is not None:
+        data, probes = go_data, go_probes
         best = out["datasets"]["goemotions"]["curves"]["linear/model"]["best_layer"]["accuracy"]
         layers = _persistence_layers(lm.n_layers, int(best))
-        n = min(args.persistence_n, len(go_data.test_texts))
-        _log(f"{model}: persistence on {n} texts, layers {layers}, offsets {args.offsets}")
-        t1 = time.perf_counter()
-        with autocast(args.bf16, "cpu"):
-            out["persistence"] = persistence_curve(
-                lm, {k: go_probes[k] for k in layers}, go_data.test_texts[:n],
-                go_data.test_y[:n].tolist(), offsets=args.offsets, chat_format=True,
-                batch_size=4,
-            )  # fmt: skip
-        out["persistence"]["seconds"] = time.perf_counter() - t1
-        n = min(args.malleability_n, len(go_data.test_texts))
-        _log(f"{model}: malleability on {n} texts under {len(SYSTEM_PROMPTS)} system prompts")
-        t1 = time.perf_counter()
-        with autocast(args.bf16, "cpu"):
-            out["malleability"] = malleability(
-                lm, go_probes, go_data.labels, go_data.test_texts[:n],
-                go_data.test_y[:n].tolist(), SYSTEM_PROMPTS, batch_size=args.batch_size,
-                max_length=args.max_length + 64,
-            )  # fmt: skip
-        out["malleability"]["seconds"] = time.perf_counter() - t1
-    out["seconds"] = time.perf_counter() - t0
+        n = min(args.persistence_n, len(data.test_texts))
+
+        def persistence() -> dict[str, Any]:
+            _log(f"{model}: persistence on {n} texts, layers {layers}, offsets {args.offsets}")
+            t1 = time.perf_counter()
+            with autocast(args.bf16, "cpu"):
+                res = persistence_curve(
+                    lm, {k: probes[k] for k in layers}, data.test_texts[:n],
+                    data.test_y[:n].tolist(), offsets=args.offsets, chat_format=True,
+                    batch_size=4,
+                )  # fmt: skip
+            res["seconds"] = time.perf_counter() - t1
+            return dict(res)
+
+        out["persistence"] = _stage(home / "persistence.json", key, persistence)
+        save(out)
+        m = min(args.malleability_n, len(data.test_texts))
+
+        def malleable() -> dict[str, Any]:
+            _log(f"{model}: malleability on {m} texts under {len(SYSTEM_PROMPTS)} system prompts")
+            t1 = time.perf_counter()
+            with autocast(args.bf16, "cpu"):
+                res = malleability(
+                    lm, probes, data.labels, data.test_texts[:m], data.test_y[:m].tolist(),
+                    SYSTEM_PROMPTS, batch_size=args.batch_size, max_length=args.max_length + 64,
+                )  # fmt: skip
+            res["seconds"] = time.perf_counter() - t1
+            return dict(res)
+
+        out["malleability"] = _stage(home / "malleability.json", key, malleable)
+    out["status"] = "complete"
+    out["seconds_this_run"] = time.perf_counter() - t0
+    save(out)
     return out
 
 
@@ -334,8 +394,10 @@ def claims(models: dict[str, Any]) -> dict[str, Any]:
     beats: dict[str, Any] = {}
     persists: dict[str, Any] = {}
     for model, res in models.items():
+        if "n_layers" not in res:
+            continue
         n = res["n_layers"]
-        for name, entry in res["datasets"].items():
+        for name, entry in res.get("datasets", {}).items():
             best = entry["summary"]["linear/model"]
             depth = best["layer"] / n
             last = entry["curves"]["linear/model"]["scores"][-1]
@@ -364,7 +426,7 @@ def claims(models: dict[str, Any]) -> dict[str, Any]:
                 else bool(best["accuracy_ci"][0] > rows[best_zs]["accuracy_ci"][1]),
             }
         pers = res.get("persistence")
-        if pers:
+        if pers and "goemotions" in res["datasets"]:
             maj = res["datasets"]["goemotions"]["majority_baseline"]["accuracy"]
             rows = {}
             for lay, curve in pers["layers"].items():
@@ -413,7 +475,7 @@ def _plots(models: dict[str, Any], layers_png: str, persistence_png: str) -> Non
 
     panels, baselines = [], []
     for model, res in models.items():
-        for name, entry in res["datasets"].items():
+        for name, entry in res.get("datasets", {}).items():
             curves = [
                 (f"{kind} probe, {'trained' if v == 'model' else 'random-init control'}", c)
                 for key, c in entry["curves"].items()
@@ -521,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     out_path = Path(args.out)
     previous = json.loads(out_path.read_text("utf-8")) if out_path.is_file() else {}
     done = previous.get("models", {}) if previous.get("settings") == settings else {}
+    done = {m: r for m, r in done.items() if r.get("status") == "complete"}
+    args.settings = settings
     results: dict[str, Any] = {
         "settings": settings,
         "environment": {
@@ -530,17 +594,21 @@ def main(argv: list[str] | None = None) -> int:
         },
         "models": dict(done),
     }
-    for model in [m for m in args.models.split(",") if m]:
-        if model in done:
-            _log(f"{model}: already in {out_path}, skipped")
-            continue
-        cache = Path(args.cache) / ("bf16" if args.bf16 else "fp32")
-        results["models"][model] = _run_model(model, cache, args)
+
+    def save(_entry: Any = None) -> None:
         results["machine"] = machine_info(
             load0, "2 CPU cores shared with ~6 other engineers' jobs during this run"
         )
         results["claims"] = claims(results["models"])
         write_json(out_path, results)
+
+    cache = Path(args.cache) / ("bf16" if args.bf16 else "fp32")
+    for model in [m for m in args.models.split(",") if m]:
+        if model in done:
+            _log(f"{model}: already in {out_path}, skipped")
+            continue
+        results["models"][model] = {"status": "partial"}
+        _run_model(model, cache, args, save, results["models"][model])
     results["claims"] = claims(results["models"])
     results["machine"] = machine_info(
         load0, "2 CPU cores shared with ~6 other engineers' jobs during this run"

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WORK, machine_info
 from emoscope._io import write_json
@@ -63,7 +65,7 @@ def _deadline(text: str | None) -> float:
 def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: float) -> dict:
     from emoscope.stimuli import compare_conditions, label_predictions
 
-    done = {k: r for k, r in _load_jsonl(ckpt).items() if "predicted" in r}
+    done = {k: r for k, r in _load_jsonl(ckpt).items() if "loglik" in r}
     for item in task.items:
         if item.id in done:
             continue
@@ -76,7 +78,9 @@ def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: flo
             "outcomes": {c: float(all(q.correct for q in v[0])) for c, v in preds.items()},
             "predicted": {c: [q.predicted for q in v[0]] for c, v in preds.items()},
             "answers": [q.answer for q in task.questions(item)],
-            "baseline_loglik": [[round(x, 4) for x in q.loglik] for q in preds["baseline"][0]],
+            "loglik": {
+                c: [[round(x, 4) for x in q.loglik] for q in v[0]] for c, v in preds.items()
+            },
             "seconds": round(time.time() - t0, 2),
         }
         _append(ckpt, row)
@@ -93,6 +97,54 @@ def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: flo
     res["items_scored"] = ids
     res["median_seconds_per_item"] = sorted(done[i]["seconds"] for i in ids)[len(ids) // 2]
     res["diagnostics"] = _diagnostics([done[i] for i in ids])
+    return res
+
+
+def _content_free(
+    backend: Any, task: Any, stimuli: list[Any], path: Path, rows: dict[str, Any]
+) -> dict[str, Any]:
+    """Contextual calibration by a content-free input (Zhao et al., 2021, "Calibrate Before
+    Use"): the label words' log-likelihoods for the task's prompt with the sentence replaced by
+    "N/A", under each condition, are subtracted from every item's before the argmax. Needs no
+    development data, so each stimulus is calibrated on its own prompt. Built-in label tasks
+    only (their prompt ends in ``Sentence: <text>``)."""
+    from emoscope.stimuli import ChoiceQuestion, compare_conditions, score_questions
+
+    item = task.items[0]
+    head, sep, _text = item.prompt.rpartition("Sentence: ")
+    if not sep:
+        raise SystemExit(f"{task.name}: the prompt has no 'Sentence: ' to replace")
+    q0 = task.questions(item)[0]
+    if path.is_file():
+        cf = json.loads(path.read_text("utf-8"))
+    else:
+        q = ChoiceQuestion(f"{task.name}-content-free", head + sep + "N/A", q0.choices, 0)
+        res = score_questions(backend, [q], [None, *stimuli])[0]
+        cf = {r.condition: list(r.loglik) for r in res}
+        write_json(path, cf)
+    ids = [it.id for it in task.items if it.id in rows]
+    scores = {}
+    for c in cf:
+        ll = np.array([rows[i]["loglik"][c][0] for i in ids]) - np.array(cf[c])
+        gold = np.array([rows[i]["answers"][0] for i in ids])
+        scores[c] = (ll.argmax(1) == gold).astype(float).tolist()
+    res = compare_conditions(task, scores, stimuli, n_boot=2000, seed=0).to_dict()
+    res.pop("outputs", None)
+    res["method"] = (
+        "content-free calibration: each condition's label log-likelihoods for the prompt with "
+        'the sentence "N/A" subtracted (Zhao et al., 2021)'
+    )
+    res["content_free_loglik"] = cf
+    res["baseline_predicted_counts"] = dict(
+        zip(
+            q0.choices,
+            np.bincount(
+                (np.array([rows[i]["loglik"]["baseline"][0] for i in ids]) - cf["baseline"])
+                .argmax(1), minlength=len(q0.choices),
+            ).tolist(),
+            strict=True,
+        )
+    )  # fmt: skip
     return res
 
 
@@ -122,7 +174,7 @@ def _diagnostics(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "baseline_share_of_most_common_prediction": max(base.values()) / n,
             "always_most_common_gold_accuracy": max(gold.values()) / n,
             "distinct_baseline_score_rows": len(
-                {tuple(r["baseline_loglik"][qi]) for r in rows if len(r["answers"]) > qi}
+                {tuple(r["loglik"]["baseline"][qi]) for r in rows if len(r["answers"]) > qi}
             ),
         }
     return out
@@ -172,6 +224,10 @@ def main() -> None:
     result["tasks"]["emotion"] = _ab_stage(
         backend, emotion, stimuli, work / "emotion.jsonl", float("inf")
     )
+    result["tasks"]["emotion"]["calibrated"] = _content_free(
+        backend, emotion, stimuli, work / "emotion_content_free.json",
+        _load_jsonl(work / "emotion.jsonl"),
+    )  # fmt: skip
     save()
     # EmoBench EU and EA (English) in one fixed seeded order, interleaved.
     eu, ea = load_task("emobench-eu", root=DATA), load_task("emobench-ea", root=DATA)
