@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import WORK, machine_info  # noqa: E402
 
 MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
-DATASETS = {"goemotions": "ekman", "meld": None}
+DATASETS = {"goemotions": "ekman", "meld": None}  # GoEmotions first: the analyses read it
 ZERO_SHOT_ROWS = ("raw", "calibrated", "calibrated_label_prior")
 SYSTEM_PROMPTS = {
     "cheerful": "You are a cheerful assistant who always sees the bright side of everything.",
@@ -288,6 +288,65 @@ def _stage(path: Path, key: Any, run: Any) -> Any:
     return res
 
 
+def _analyses(
+    model: str, lm: Any, found: dict[str, Any], out: dict[str, Any], home: Path,
+    args: argparse.Namespace, save: Any,
+) -> None:  # fmt: skip
+    """Persistence and malleability on GoEmotions (each a resumable section)."""
+    import pickle
+
+    from emoscope.models import autocast
+    from emoscope.probe import malleability, persistence_curve, prepare_probe_data
+
+    name = "goemotions"
+    if "data" not in found:
+        from emoscope.datasets import load_dataset
+
+        tr, te = (
+            load_dataset(name, s, root=args.data_root, taxonomy=DATASETS[name])
+            for s in ("train", "test")
+        )
+        found["data"] = prepare_probe_data(
+            tr, te, max_train=args.max_train, max_test=args.max_test, seed=0
+        )
+        with open(home / name / "linear_probes.pkl", "rb") as fh:
+            found["probes"] = pickle.load(fh)  # our own cache file
+    data, probes = found["data"], found["probes"]
+    best = out["datasets"]["goemotions"]["curves"]["linear/model"]["best_layer"]["accuracy"]
+    layers = _persistence_layers(lm.n_layers, int(best))
+    n = min(args.persistence_n, len(data.test_texts))
+
+    def persistence() -> dict[str, Any]:
+        _log(f"{model}: persistence on {n} texts, layers {layers}, offsets {args.offsets}")
+        t1 = time.perf_counter()
+        with autocast(args.bf16, "cpu"):
+            res = persistence_curve(
+                lm, {k: probes[k] for k in layers}, data.test_texts[:n],
+                data.test_y[:n].tolist(), offsets=args.offsets, chat_format=True,
+                batch_size=4,
+            )  # fmt: skip
+        res["seconds"] = time.perf_counter() - t1
+        return dict(res)
+
+    out["persistence"] = _stage(home / "persistence.json", args.settings, persistence)
+    save(out)
+    m = min(args.malleability_n, len(data.test_texts))
+
+    def malleable() -> dict[str, Any]:
+        _log(f"{model}: malleability on {m} texts under {len(SYSTEM_PROMPTS)} system prompts")
+        t1 = time.perf_counter()
+        with autocast(args.bf16, "cpu"):
+            res = malleability(
+                lm, probes, data.labels, data.test_texts[:m], data.test_y[:m].tolist(),
+                SYSTEM_PROMPTS, batch_size=args.batch_size, max_length=args.max_length + 64,
+            )  # fmt: skip
+        res["seconds"] = time.perf_counter() - t1
+        return dict(res)
+
+    out["malleability"] = _stage(home / "malleability.json", args.settings, malleable)
+    save(out)
+
+
 def _run_model(
     model: str, cache: Path, args: argparse.Namespace, save: Any, out: dict[str, Any]
 ) -> dict[str, Any]:
@@ -296,8 +355,6 @@ def _run_model(
     import pickle
 
     from emoscope.activations import load_model
-    from emoscope.models import autocast
-    from emoscope.probe import malleability, persistence_curve, prepare_probe_data
 
     t0 = time.perf_counter()
     lms = {
@@ -318,7 +375,6 @@ def _run_model(
     out.setdefault("datasets", {})
     key = args.settings
     home = cache / model
-    go_data = go_probes = None
     for name in args.datasets:
         _log(f"{model}: {name}")
         found: dict[str, Any] = {}
@@ -333,55 +389,11 @@ def _run_model(
 
         out["datasets"][name] = _stage(home / name / "entry.json", key, run)
         save(out)
-        if name == "goemotions":
-            if "data" in found:
-                go_data, go_probes = found["data"], found["probes"]
-            else:
-                from emoscope.datasets import load_dataset
-
-                tr, te = (
-                    load_dataset(name, s, root=args.data_root, taxonomy=DATASETS[name])
-                    for s in ("train", "test")
-                )
-                go_data = prepare_probe_data(
-                    tr, te, max_train=args.max_train, max_test=args.max_test, seed=0
-                )
-                with open(home / name / "linear_probes.pkl", "rb") as fh:
-                    go_probes = pickle.load(fh)  # our own cache file
-    if go_data is not None and go_probes is not None:
-        data, probes = go_data, go_probes
-        best = out["datasets"]["goemotions"]["curves"]["linear/model"]["best_layer"]["accuracy"]
-        layers = _persistence_layers(lm.n_layers, int(best))
-        n = min(args.persistence_n, len(data.test_texts))
-
-        def persistence() -> dict[str, Any]:
-            _log(f"{model}: persistence on {n} texts, layers {layers}, offsets {args.offsets}")
-            t1 = time.perf_counter()
-            with autocast(args.bf16, "cpu"):
-                res = persistence_curve(
-                    lm, {k: probes[k] for k in layers}, data.test_texts[:n],
-                    data.test_y[:n].tolist(), offsets=args.offsets, chat_format=True,
-                    batch_size=4,
-                )  # fmt: skip
-            res["seconds"] = time.perf_counter() - t1
-            return dict(res)
-
-        out["persistence"] = _stage(home / "persistence.json", key, persistence)
-        save(out)
-        m = min(args.malleability_n, len(data.test_texts))
-
-        def malleable() -> dict[str, Any]:
-            _log(f"{model}: malleability on {m} texts under {len(SYSTEM_PROMPTS)} system prompts")
-            t1 = time.perf_counter()
-            with autocast(args.bf16, "cpu"):
-                res = malleability(
-                    lm, probes, data.labels, data.test_texts[:m], data.test_y[:m].tolist(),
-                    SYSTEM_PROMPTS, batch_size=args.batch_size, max_length=args.max_length + 64,
-                )  # fmt: skip
-            res["seconds"] = time.perf_counter() - t1
-            return dict(res)
-
-        out["malleability"] = _stage(home / "malleability.json", key, malleable)
+        if name != "goemotions":
+            continue
+        # Persistence and malleability read GoEmotions with its linear probes; they run
+        # before the next dataset, so that a cut run has one dataset complete.
+        _analyses(model, lm, found, out, home, args, save)
     out["status"] = "complete"
     out["seconds_this_run"] = time.perf_counter() - t0
     save(out)
