@@ -6,7 +6,10 @@ arXiv:2405.02814), each A/B against the plain prompt on EmoBench EU and EA, Engl
 al., ACL 2024) and on the built-in ``emotion`` set, multiple choice scored by choice
 log-likelihood as lm-evaluation-harness does (letters for EmoBench; :mod:`emoscope.stimuli.choice`):
 accuracy per stimulus, relative change, exact McNemar p, significance uncorrected and
-Holm-corrected over the 21 stimuli of a task. Then EQ-Bench v2 (Paech, 2023) with its official
+Holm-corrected over the 21 stimuli of a task. Raw label likelihoods of a small model carry a
+label prior (SmolLM2 answers ``anger`` to almost every built-in ``emotion`` item), so each task
+records its choice counts (``diagnostics``), and the built-in set also gets an A/B after
+content-free calibration (``calibrated``). Then EQ-Bench v2 (Paech, 2023) with its official
 generation-based scoring (parse-failure rate from the raw answers) and the expected-value
 variant. Resumable: every scored item is appended to a JSONL checkpoint under
 ``$EMOSCOPE_BENCH_WORK/stimuli_llm/``; ``--until`` (UTC ``HH:MM``) stops the EmoBench stage in
