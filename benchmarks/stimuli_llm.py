@@ -6,7 +6,10 @@ arXiv:2405.02814), each A/B against the plain prompt on EmoBench EU and EA, Engl
 al., ACL 2024) and on the built-in ``emotion`` set, multiple choice scored by choice
 log-likelihood as lm-evaluation-harness does (letters for EmoBench; :mod:`emoscope.stimuli.choice`):
 accuracy per stimulus, relative change, exact McNemar p, significance uncorrected and
-Holm-corrected over the 21 stimuli of a task. Then EQ-Bench v2 (Paech, 2023) with its official
+Holm-corrected over the 21 stimuli of a task. Raw label likelihoods of a small model carry a
+label prior (SmolLM2 answers ``anger`` to almost every built-in ``emotion`` item), so each task
+records its choice counts (``diagnostics``), and the built-in set also gets an A/B after
+content-free calibration (``calibrated``). Then EQ-Bench v2 (Paech, 2023) with its official
 generation-based scoring (parse-failure rate from the raw answers) and the expected-value
 variant. Resumable: every scored item is appended to a JSONL checkpoint under
 ``$EMOSCOPE_BENCH_WORK/stimuli_llm/``; ``--until`` (UTC ``HH:MM``) stops the EmoBench stage in
@@ -26,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WORK, machine_info
@@ -61,18 +66,26 @@ def _deadline(text: str | None) -> float:
 
 
 def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: float) -> dict:
-    from emoscope.stimuli import compare_conditions, label_outcomes
+    from emoscope.stimuli import compare_conditions, label_predictions
 
-    done = _load_jsonl(ckpt)
+    done = {k: r for k, r in _load_jsonl(ckpt).items() if "loglik" in r}
     for item in task.items:
         if item.id in done:
             continue
         if time.time() > stop:
             break
         t0 = time.time()
-        out = label_outcomes(backend, task, stimuli, [item])
-        row = {"id": item.id, "outcomes": {k: v[0] for k, v in out.items()}}
-        row["seconds"] = round(time.time() - t0, 2)
+        preds = label_predictions(backend, task, stimuli, [item])
+        row = {
+            "id": item.id,
+            "outcomes": {c: float(all(q.correct for q in v[0])) for c, v in preds.items()},
+            "predicted": {c: [q.predicted for q in v[0]] for c, v in preds.items()},
+            "answers": [q.answer for q in task.questions(item)],
+            "loglik": {
+                c: [[round(x, 4) for x in q.loglik] for q in v[0]] for c, v in preds.items()
+            },
+            "seconds": round(time.time() - t0, 2),
+        }
         _append(ckpt, row)
         done[item.id] = row
         print(f"{task.name} {item.id}: {row['seconds']} s", flush=True)
@@ -85,10 +98,89 @@ def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: flo
     res = compare_conditions(task, scores, stimuli, n_boot=2000, seed=0).to_dict()
     res.pop("outputs", None)
     res["items_scored"] = ids
-    res["median_seconds_per_item"] = (
-        sorted(done[i]["seconds"] for i in ids)[len(ids) // 2] if ids else None
-    )
+    res["median_seconds_per_item"] = sorted(done[i]["seconds"] for i in ids)[len(ids) // 2]
+    res["diagnostics"] = _diagnostics([done[i] for i in ids])
     return res
+
+
+def _content_free(
+    backend: Any, task: Any, stimuli: list[Any], path: Path, rows: dict[str, Any]
+) -> dict[str, Any]:
+    """Contextual calibration by a content-free input (Zhao et al., 2021, "Calibrate Before
+    Use"): the label words' log-likelihoods for the task's prompt with the sentence replaced by
+    "N/A", under each condition, are subtracted from every item's before the argmax. Needs no
+    development data, so each stimulus is calibrated on its own prompt. Built-in label tasks
+    only (their prompt ends in ``Sentence: <text>``)."""
+    from emoscope.stimuli import ChoiceQuestion, compare_conditions, score_questions
+
+    item = task.items[0]
+    head, sep, _text = item.prompt.rpartition("Sentence: ")
+    if not sep:
+        raise SystemExit(f"{task.name}: the prompt has no 'Sentence: ' to replace")
+    q0 = task.questions(item)[0]
+    if path.is_file():
+        cf = json.loads(path.read_text("utf-8"))
+    else:
+        q = ChoiceQuestion(f"{task.name}-content-free", head + sep + "N/A", q0.choices, 0)
+        res = score_questions(backend, [q], [None, *stimuli])[0]
+        cf = {r.condition: list(r.loglik) for r in res}
+        write_json(path, cf)
+    ids = [it.id for it in task.items if it.id in rows]
+    scores = {}
+    for c in cf:
+        ll = np.array([rows[i]["loglik"][c][0] for i in ids]) - np.array(cf[c])
+        gold = np.array([rows[i]["answers"][0] for i in ids])
+        scores[c] = (ll.argmax(1) == gold).astype(float).tolist()
+    res = compare_conditions(task, scores, stimuli, n_boot=2000, seed=0).to_dict()
+    res.pop("outputs", None)
+    res["method"] = (
+        "content-free calibration: each condition's label log-likelihoods for the prompt with "
+        'the sentence "N/A" subtracted (Zhao et al., 2021)'
+    )
+    res["content_free_loglik"] = cf
+    res["baseline_predicted_counts"] = dict(
+        zip(
+            q0.choices,
+            np.bincount(
+                (np.array([rows[i]["loglik"]["baseline"][0] for i in ids]) - cf["baseline"])
+                .argmax(1), minlength=len(q0.choices),
+            ).tolist(),
+            strict=True,
+        )
+    )  # fmt: skip
+    return res
+
+
+def _diagnostics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the chosen answers look like, to tell a real chance result from a constant one:
+    per question position (EmoBench EU: 0 emotion, 1 cause), how often each choice index is
+    predicted under the plain prompt and across all stimuli, how often it is the gold answer,
+    the accuracy of always answering the most common gold index, and how many items got
+    distinct baseline scores (a constant score would give one)."""
+    from collections import Counter
+
+    n_q = len(rows[0]["answers"])
+    out: dict[str, Any] = {}
+    for qi in range(n_q):
+        gold = Counter(r["answers"][qi] for r in rows if len(r["answers"]) > qi)
+        base = Counter(r["predicted"]["baseline"][qi] for r in rows if len(r["answers"]) > qi)
+        stim = Counter(
+            p[qi] for r in rows for c, p in r["predicted"].items() if c != "baseline"
+            if len(p) > qi
+        )  # fmt: skip
+        n = sum(gold.values())
+        out[f"question_{qi}"] = {
+            "n": n,
+            "gold_choice_counts": dict(sorted(gold.items())),
+            "baseline_predicted_counts": dict(sorted(base.items())),
+            "stimuli_predicted_counts": dict(sorted(stim.items())),
+            "baseline_share_of_most_common_prediction": max(base.values()) / n,
+            "always_most_common_gold_accuracy": max(gold.values()) / n,
+            "distinct_baseline_score_rows": len(
+                {tuple(r["loglik"]["baseline"][qi]) for r in rows if len(r["answers"]) > qi}
+            ),
+        }
+    return out
 
 
 def main() -> None:
@@ -135,6 +227,10 @@ def main() -> None:
     result["tasks"]["emotion"] = _ab_stage(
         backend, emotion, stimuli, work / "emotion.jsonl", float("inf")
     )
+    result["tasks"]["emotion"]["calibrated"] = _content_free(
+        backend, emotion, stimuli, work / "emotion_content_free.json",
+        _load_jsonl(work / "emotion.jsonl"),
+    )  # fmt: skip
     save()
     # EmoBench EU and EA (English) in one fixed seeded order, interleaved.
     eu, ea = load_task("emobench-eu", root=DATA), load_task("emobench-ea", root=DATA)
@@ -174,10 +270,15 @@ def main() -> None:
             max_new_tokens=60,
         )
         ev = run_eqbench(be, root=DATA, limit=args.eqbench_limit, scoring="expected")
+        from emoscope.stimuli import parse_eqbench_answer
+
         result["eqbench"][name] = {
             "official": {k: off[k] for k in ("score", "parseable", "n_questions")}
             | {"parse_failure_rate": 1 - off["parseable"] / off["n_questions"]},
-            "raw_answers_first_5": raw[:5],
+            "raw_answers_first_10": [
+                {"answer": a, "parsed": parse_eqbench_answer(a)[0], "question_score": q}
+                for a, q in zip(raw[:10], off["question_scores"][:10], strict=True)
+            ],
             "expected_value": {k: ev[k] for k in ("score", "parseable", "n_questions")},
         }
         save()

@@ -16,14 +16,19 @@ def _curve(accs: list[float]) -> dict[str, Any]:
     return {"scores": scores}
 
 
-def _model(accs: list[float], persistence: list[float]) -> dict[str, Any]:
+def _model(
+    accs: list[float], persistence: list[float], zero_shot: tuple[float, ...] = (0.2, 0.3, 0.35)
+) -> dict[str, Any]:
     curve = _curve(accs)
     best = max(curve["scores"], key=lambda s: s["accuracy"])
     entry = {
         "curves": {"linear/model": curve},
         "summary": {"linear/model": best},
         "majority_baseline": {"accuracy": 0.3},
-        "zero_shot": probe_llm.zero_shot_label_scoring("m", ["a"], ["joy"]),
+        "zero_shot": {
+            row: {"accuracy": a, "accuracy_ci": [a - 0.03, a + 0.03], "macro_f1": a / 2}
+            for row, a in zip(probe_llm.ZERO_SHOT_ROWS, zero_shot, strict=True)
+        },
     }
     offsets = [0, 256]
     pers = {
@@ -43,9 +48,19 @@ def test_claims_mid_peak_and_persistence_hold() -> None:
     peak = out["signal_peaks_mid_network"]["results"]["m/goemotions"]
     assert peak["best_layer"] == 2 and peak["holds"] is True
     assert out["tone_persists_for_hundreds_of_tokens"]["results"]["m"]["holds"] is True
-    zs = out["probes_beat_zero_shot_prompting"]
-    assert zs["status"] == probe_llm.PENDING_ZERO_SHOT
-    assert zs["results"]["m/goemotions"]["holds"] is None
+    zs = out["probes_beat_zero_shot_prompting"]["results"]["m/goemotions"]
+    assert zs["holds"] is True and zs["best_zero_shot_row"] == "calibrated_label_prior"
+    assert zs["zero_shot_accuracy"] == {
+        "raw": 0.2,
+        "calibrated": 0.3,
+        "calibrated_label_prior": 0.35,
+    }
+
+
+def test_probes_do_not_beat_zero_shot_when_the_intervals_overlap() -> None:
+    out = probe_llm.claims({"m": _model([0.3, 0.4, 0.6, 0.5, 0.45], [0.6, 0.5], (0.2, 0.56, 0.3))})
+    zs = out["probes_beat_zero_shot_prompting"]["results"]["m/goemotions"]
+    assert zs["holds"] is False and zs["best_zero_shot_row"] == "calibrated"
 
 
 def test_claims_fail_for_a_late_peak_and_fading_signal() -> None:

@@ -20,6 +20,7 @@ from emoscope.stimuli import (
     eqbench_intensity_distributions,
     expected_intensities,
     label_outcomes,
+    label_predictions,
     load_stimuli,
     load_task,
     run_ab,
@@ -136,6 +137,24 @@ def test_label_ab_rows_match_outcomes(backend: HFBackend) -> None:
     assert out["baseline"][0] == float(r.correct)
 
 
+def test_label_predictions_give_each_questions_choice(backend: HFBackend, bench: Path) -> None:
+    task = load_task("emobench-eu", root=bench)
+    stimuli = load_stimuli("EP02")
+    preds = label_predictions(backend, task, stimuli)
+    out = label_outcomes(backend, task, stimuli)
+    assert set(preds) == {"baseline", "EP02"}
+    for name in preds:
+        assert len(preds[name]) == len(task.items)
+        assert out[name] == [float(all(q.correct for q in item)) for item in preds[name]]
+    item = task.items[0]
+    qs = task.questions(item)  # type: ignore[misc]
+    assert len(preds["baseline"][0]) == len(qs) == 2
+    for q, r in zip(qs, preds["EP02"][0], strict=True):
+        (row,) = backend.score([q.messages(stimuli[0])], list(q.choices))
+        assert r.predicted == int(np.argmax(row)) and r.condition == "EP02"
+        assert r.loglik == pytest.approx(tuple(row), abs=1e-4)
+
+
 def test_label_scoring_errors(bench: Path) -> None:
     class TextOnly:
         name = "openai"
@@ -150,6 +169,8 @@ def test_label_scoring_errors(bench: Path) -> None:
         run_eqbench(TextOnly(), root=bench, scoring="expected")
     with pytest.raises(EmoscopeError, match="not multiple choice"):
         label_outcomes(_Scorer(), load_task("arithmetic"), [])
+    with pytest.raises(EmoscopeError, match="label scoring needs a backend that scores"):
+        label_predictions(TextOnly(), load_task("emotion"), [])
     with pytest.raises(EmoscopeError, match="HEART"):
         run_ab(_Scorer(), "emotion", "EP01", scoring="label", heart=1)
 

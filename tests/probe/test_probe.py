@@ -33,7 +33,9 @@ from emoscope.probe import (
     probe_layers,
     run_probe,
     zero_shot_baseline,
+    zero_shot_scored,
 )
+from emoscope.probe.zero_shot import zero_shot_prompt
 from inside_helpers import assert_one_line_error, no_temp_files, run_emoscope
 
 
@@ -166,6 +168,84 @@ def test_zero_shot_through_real_hf_backend(llama_dir: Path) -> None:
     res = zero_shot_baseline(backend, ["i am so happy", "sad"], [1, 2], ["anger", "joy", "sadness"])
     assert res["n"] == 2 and 0.0 <= res["accuracy"] <= 1.0
     assert len(res["examples"]) == 2
+
+
+class ScoringBackend(ScriptedBackend):
+    """Scores labels: the true label (named in the text) gets +2, and ``anger`` always +3 (a
+    token prior no input overcomes, which contextual calibration must remove)."""
+
+    def __init__(self, labels: list[str]) -> None:
+        super().__init__(lambda _m: "")
+        self.labels = labels
+        self.scored: list[str] = []
+
+    def score(self, conversations: Any, choices: list[str]) -> list[np.ndarray]:
+        assert choices == self.labels
+        out = []
+        for conv in conversations:
+            text = conv[-1]["content"].split("Text: ")[1].split("\n")[0]
+            self.scored.append(text)
+            row = np.array([-5.0 + 3.0 * (c == "anger") + 2.0 * (c in text) for c in choices])
+            out.append(row)
+        return out
+
+
+def test_zero_shot_scored_calibrates_on_dev_texts_only() -> None:
+    labels = ["anger", "joy", "sadness"]
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 60).tolist()
+    texts = [f"this is {labels[g]} number {i}" for i, g in enumerate(gold)]
+    dev_gold = rng.integers(0, 3, 30).tolist()
+    dev = [f"dev {labels[g]} {i}" for i, g in enumerate(dev_gold)]
+    backend = ScoringBackend(labels)
+    res = zero_shot_scored(
+        backend, texts, gold, labels, dev_texts=dev, dev_gold=dev_gold, batch_size=7, n_boot=50
+    )
+    # Raw likelihoods always pick the label with the token prior; calibration removes it.
+    assert res["raw"]["predicted_counts"] == {"anger": 60, "joy": 0, "sadness": 0}
+    assert res["calibrated"]["accuracy"] == 1.0
+    assert res["raw"]["accuracy"] == pytest.approx(np.mean(np.asarray(gold) == 0))
+    # The prior is the mean dev score of each label, so it is fitted on the dev texts alone.
+    dev_share = np.bincount(dev_gold, minlength=3) / len(dev_gold)
+    prior = res["calibrated"]["calibration"]["prior"]
+    assert prior["anger"] == pytest.approx(-2.0 + 2.0 * dev_share[0])
+    assert prior["joy"] == pytest.approx(-5.0 + 2.0 * dev_share[1])
+    assert res["calibrated"]["calibration"]["n_fit"] == 30
+    assert backend.scored[:30] == dev and backend.scored[30:] == texts
+    assert res["n"] == 60 and res["n_dev"] == 30
+    lo, hi = res["calibrated"]["accuracy_ci"]
+    assert lo <= res["calibrated"]["accuracy"] <= hi
+
+
+def test_zero_shot_scored_needs_a_scoring_backend_and_dev_texts() -> None:
+    with pytest.raises(EmoscopeError, match="scores given answers"):
+        zero_shot_scored(
+            ScriptedBackend(lambda _m: "joy"), ["a"], [0], ["joy", "anger"],
+            dev_texts=["b"], dev_gold=[0],
+        )  # fmt: skip
+    with pytest.raises(EmoscopeError, match="development texts"):
+        zero_shot_scored(ScoringBackend(["joy"]), ["a"], [0], ["joy"], dev_texts=[], dev_gold=[])
+
+
+def test_zero_shot_scored_through_real_hf_backend(llama_dir: Path) -> None:
+    from emoscope.llm.hf import HFBackend
+
+    backend = HFBackend(str(llama_dir), device="cpu", batch_size=2)
+    labels = ["anger", "joy", "sadness"]
+    res = zero_shot_scored(
+        backend, ["i am so happy", "sad", "so angry"], [1, 2, 0], labels,
+        dev_texts=["glad", "i am sad", "great"], dev_gold=[1, 2, 1], n_boot=20,
+    )  # fmt: skip
+    for row in ("raw", "calibrated", "calibrated_label_prior"):
+        assert sum(res[row]["predicted_counts"].values()) == 3
+        assert 0.0 <= res[row]["accuracy"] <= 1.0 and res[row]["nll"] > 0
+    logp = res["examples"][0]["label_logprobs"]
+    assert set(logp) == set(labels) and all(v < 0 for v in logp.values())
+    # Identical raw scores under the real model give identical calibrated distributions.
+    direct = np.stack(
+        backend.score([[{"role": "user", "content": zero_shot_prompt("sad", labels)}]], labels)
+    )[0]
+    assert res["examples"][1]["label_logprobs"]["joy"] == pytest.approx(direct[1], abs=1e-3)
 
 
 def _trained_last_token_probes(llama: Any, texts: list[str], y: np.ndarray) -> dict[int, Any]:

@@ -209,3 +209,85 @@ def test_emoscope_stimuli_entry_point(
         run_emoscope([*base, "--task", "eqbench", "--data-root", str(tmp_path / "empty")], capsys),
         "eqbench",
     )
+
+
+def test_stimuli_command_label_scoring(
+    llama_dir: Path, bench_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emoscope.llm.hf import HFBackend
+    from inside_helpers import run_emoscope
+
+    out = tmp_path / "ab.json"
+    base = ["stimuli", "--backend", "hf", "--model", str(llama_dir), "--n-boot", "50"]
+    code, stdout, err = run_emoscope(
+        [*base, "--task", "sentiment", "--limit", "4", "--stimuli", "EP02,NP01",
+         "--scoring", "label", "--out", str(out)],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "EP02" in stdout and "label scoring" in err
+    data = json.loads(out.read_text())
+    assert [r["condition"] for r in data["rows"]] == ["EP02", "NP01"]
+    # The same table as the library's label-scoring A/B on the same model.
+    lib = run_ab(
+        HFBackend(str(llama_dir), device="cpu"), load_task("sentiment", limit=4), "EP02,NP01",
+        scoring="label", n_boot=50,
+    ).to_dict()  # fmt: skip
+    assert data["baseline_score"] == lib["baseline_score"]
+    assert [r["score"] for r in data["rows"]] == [r["score"] for r in lib["rows"]]
+    eb = tmp_path / "eb.json"
+    code, stdout, err = run_emoscope(
+        [*base, "--task", "emobench-eu", "--stimuli", "none", "--scoring", "label",
+         "--data-root", str(bench_root), "--out", str(eb)],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Overall" in stdout and "unparsed" not in stdout
+    assert json.loads(eb.read_text())["scoring"] == "label"
+    eq = tmp_path / "eq.json"
+    code, stdout, err = run_emoscope(
+        [*base, "--task", "eqbench", "--stimuli", "none", "--scoring", "label",
+         "--data-root", str(bench_root), "--out", str(eq)],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    res = json.loads(eq.read_text())
+    assert res["scoring"] == "expected" and res["parseable"] == res["n_questions"] == 3
+    assert "expected value" in stdout
+
+
+def test_stimuli_command_label_scoring_bad_combinations(
+    llama_dir: Path, bench_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inside_helpers import assert_one_line_error, run_emoscope
+
+    out = tmp_path / "res" / "ab.json"
+    label = ["--scoring", "label", "--out", str(out), "--n-boot", "50"]
+    scripted = ["stimuli", "--backend", "stimuli_helpers:make_scripted", *label]
+    # A backend that only generates cannot score choices, in the A/B and in a plain run.
+    assert_one_line_error(
+        run_emoscope([*scripted, "--task", "sentiment", "--stimuli", "EP02"], capsys),
+        "label scoring needs a backend that scores given answers",
+    )
+    assert_one_line_error(
+        run_emoscope([*scripted, "--task", "sentiment", "--stimuli", "none"], capsys),
+        "only generates text",
+    )
+    assert_one_line_error(
+        run_emoscope(
+            ["stimuli", "--backend", "openai", "--model", "m", *label, "--task", "emotion"],
+            capsys,
+        ),
+        "the openai backend only generates text",
+    )
+    hf = ["stimuli", "--backend", "hf", "--model", str(llama_dir), *label]
+    for extra, fragment in [
+        (["--heart", "1"], "--heart needs generated answers"),
+        (["--task", "arithmetic"], "arithmetic task is not multiple choice"),
+        (["--task", "eqbench", "--data-root", str(bench_root)], "needs a multiple-choice task"),
+        (["--task", "eqbench", "--stimuli", "none", "--revise"], "--revise needs generated"),
+        (["--keep-outputs"], "--keep-outputs keeps generated answers"),
+        (["--scoring", "logits"], "unknown --scoring 'logits'"),
+    ]:
+        assert_one_line_error(run_emoscope([*hf, *extra], capsys), fragment)
+    assert not out.exists() and not out.parent.exists()

@@ -477,6 +477,15 @@ def stimuli_command(
     revise: Annotated[
         bool, typer.Option("--revise", help="EQ-Bench: first pass, critique, revised scores.")
     ] = False,
+    scoring: Annotated[
+        str,
+        typer.Option(
+            help="generate (answers are generated and parsed) or label (multiple choice read off "
+            "each choice's log-likelihood, as lm-evaluation-harness does; on eqbench, each "
+            "intensity is the expected value of the model's 0-10 distribution). label needs "
+            "a backend that scores answers (hf)."
+        ),
+    ] = "generate",
     batch_size: Annotated[int, typer.Option(min=1, help="Conversations per generate call.")] = 8,
     n_boot: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed for the statistics.")] = 0,
@@ -488,19 +497,30 @@ def stimuli_command(
 ) -> None:
     """Compare answers with and without emotional stimuli (paired A/B with significance)."""
     from emoscope._io import write_json
-    from emoscope.stimuli import load_backend, load_task, run_ab
+    from emoscope.stimuli import load_backend, load_task, require_scorer, run_ab
 
+    label = _check_scoring(scoring, task, heart=heart, revise=revise, keep=keep_outputs)
     if stimuli.strip().lower() == "none":
         llm = load_backend(backend, model)
-        result = _benchmark_run(llm, task, language, revise, data_root, limit, batch_size)
+        if label:
+            require_scorer(llm)
+        result = _benchmark_run(llm, task, language, revise, data_root, limit, batch_size, label)
         result.pop("correct", None)
     else:
         # The task first: a bad task name or missing data fails before a model is loaded.
         t = load_task(task, root=data_root, language=language, limit=limit, revise=revise)
+        if label and t.questions is None:
+            raise EmoscopeError(
+                f"--scoring label A/B needs a multiple-choice task (sentiment, emotion, "
+                f"emobench-eu, emobench-ea), not {task!r}"
+            )
         llm = load_backend(backend, model)
+        if label:
+            require_scorer(llm)
         ab = run_ab(
-            llm, t, stimuli, heart=heart, batch_size=batch_size, n_boot=n_boot, seed=seed,
-            keep_outputs=keep_outputs, progress=note,
+            llm, t, stimuli, scoring="label" if label else "generate", heart=heart,
+            batch_size=batch_size, n_boot=n_boot, seed=seed, keep_outputs=keep_outputs,
+            progress=note,
         )  # fmt: skip
         typer.echo(
             f"task {ab.task}: {ab.n_items} items, plain-prompt score {ab.baseline_score:.3f}"
@@ -516,6 +536,25 @@ def stimuli_command(
         note(f"wrote {out}")
 
 
+def _check_scoring(scoring: str, task: str, *, heart: int, revise: bool, keep: bool) -> bool:
+    """Whether ``--scoring`` asks for label scoring; bad combinations fail before any model
+    is loaded."""
+    mode = scoring.strip().lower()
+    if mode not in ("generate", "label"):
+        raise EmoscopeError(f"unknown --scoring {scoring!r}; expected generate or label")
+    if mode == "generate":
+        return False
+    if heart > 0:
+        raise EmoscopeError("--heart needs generated answers: use --scoring generate")
+    if revise:
+        raise EmoscopeError("--revise needs generated answers: use --scoring generate")
+    if keep:
+        raise EmoscopeError("--keep-outputs keeps generated answers: use --scoring generate")
+    if task.strip().lower() == "arithmetic":
+        raise EmoscopeError("the arithmetic task is not multiple choice: use --scoring generate")
+    return True
+
+
 def _benchmark_run(
     llm: Any,
     task: str,
@@ -524,6 +563,7 @@ def _benchmark_run(
     data_root: Path | None,
     limit: int | None,
     batch_size: int,
+    label: bool = False,
 ) -> dict[str, Any]:
     from emoscope.stimuli import load_task, run_ab, run_emobench, run_eqbench
 
@@ -531,21 +571,29 @@ def _benchmark_run(
     if key in ("emobench-eu", "emobench-ea"):
         res = run_emobench(
             llm, key[-2:].upper(), language=language, root=data_root, limit=limit,
-            batch_size=batch_size,
+            batch_size=batch_size, scoring="label" if label else "generate",
         )  # fmt: skip
         typer.echo(f"EmoBench {res['task']} ({language}), accuracy per category:")
         for cat, acc in res["accuracy"].items():
             typer.echo(f"  {cat:<28} {acc:.3f}  (n={res['n'][cat]})")
-        typer.echo(f"  unparsed answers: {res['unparsed']}")
+        if not label:
+            typer.echo(f"  unparsed answers: {res['unparsed']}")
         return res
     if key == "eqbench":
-        res = run_eqbench(llm, root=data_root, revise=revise, limit=limit, batch_size=batch_size)
+        res = run_eqbench(
+            llm, root=data_root, revise=revise, limit=limit, batch_size=batch_size,
+            scoring="expected" if label else "generate",
+        )  # fmt: skip
+        how = "expected value of each 0-10 distribution" if label else res["used"]
         typer.echo(
             f"EQ-Bench v2 score: {res['score']:.2f} (parseable {res['parseable']}/"
-            f"{res['n_questions']}, {res['used'].replace('_', ' ')})"
+            f"{res['n_questions']}, {how.replace('_', ' ')})"
         )
         return res
-    ab = run_ab(llm, load_task(task, limit=limit), None, batch_size=batch_size)
+    ab = run_ab(
+        llm, load_task(task, limit=limit), None, batch_size=batch_size,
+        scoring="label" if label else "generate",
+    )  # fmt: skip
     typer.echo(f"task {ab.task}: {ab.n_items} items, accuracy {ab.baseline_score:.3f}")
     return ab.to_dict()
 

@@ -14,7 +14,8 @@ state of every layer (:mod:`emoscope.activations`) and train a light classifier 
   tokenizer, built from its config), so that what the probe reads is separated from what any
   random projection of the tokens would allow (the usual probing control).
 * Zero-shot baseline: the model itself is asked for the label through a chat backend
-  (:mod:`emoscope.stimuli` documents the backend protocol).
+  (:mod:`emoscope.stimuli` documents the backend protocol), by generation or by label scoring
+  (each label's log-likelihood as the reply, calibrated on development texts).
 * Persistence: an emotional text is followed by neutral tokens; the probe is applied to the
   last-token state after each further token, giving accuracy against token offset (decoders).
 * Malleability: the same texts under different system prompts; how the probe's read-out moves.
@@ -35,7 +36,7 @@ from emoscope.probe.persistence import NEUTRAL_CONTINUATION, malleability, persi
 from emoscope.probe.plot import plot_layer_curves
 from emoscope.probe.probes import PROBE_KINDS, LinearProbe, MLPProbe, Probe, fit_probe
 from emoscope.probe.run import ProbeRun, run_probe
-from emoscope.probe.zero_shot import zero_shot_baseline
+from emoscope.probe.zero_shot import zero_shot_baseline, zero_shot_scored
 from emoscope.stats import bootstrap_ci, classification_scores
 
 __all__ = [
@@ -59,4 +60,5 @@ __all__ = [
     "probe_layers",
     "run_probe",
     "zero_shot_baseline",
+    "zero_shot_scored",
 ]

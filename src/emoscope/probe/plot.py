@@ -55,9 +55,10 @@ def plot_layer_curves(
                 (line,) = ax.plot(xs, ys, marker="o", label=label)
                 ax.fill_between(xs, lo, hi, alpha=0.2, color=line.get_color())
             if baselines is not None and r < len(baselines):
-                for name, vals in baselines[r].items():
+                for k, (name, vals) in enumerate(baselines[r].items()):
                     if metric in vals and not math.isnan(vals[metric]):
-                        ax.axhline(vals[metric], ls=":", color="grey", label=name)
+                        ls = (":", "--", "-.")[k % 3]
+                        ax.axhline(vals[metric], ls=ls, color="grey", label=name)
             ax.set_title(f"{title}: {names.get(metric, metric)}", fontsize=10)
             ax.set_xlabel("layer (0 = embeddings)")
             ax.set_ylabel(names.get(metric, metric))

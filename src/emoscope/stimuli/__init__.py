@@ -56,6 +56,7 @@ from emoscope.stimuli.harness import (
     StimulusRow,
     compare_conditions,
     label_outcomes,
+    label_predictions,
     run_ab,
 )
 from emoscope.stimuli.heart import HeartResult, heart_rounds
@@ -88,6 +89,7 @@ __all__ = [
     "heart_rounds",
     "holm_adjust",
     "label_outcomes",
+    "label_predictions",
     "load_backend",
     "load_stimuli",
     "load_task",

@@ -28,7 +28,7 @@ from emoscope.stats import (
     significance_marker,
 )
 from emoscope.stimuli.base import Task, TaskItem
-from emoscope.stimuli.choice import require_scorer, score_questions
+from emoscope.stimuli.choice import ChoiceResult, require_scorer, score_questions
 from emoscope.stimuli.heart import heart_rounds
 from emoscope.stimuli.sets import Stimulus, load_stimuli, stimulus_info
 from emoscope.stimuli.tasks import load_task
@@ -38,6 +38,7 @@ __all__ = [
     "StimulusRow",
     "compare_conditions",
     "label_outcomes",
+    "label_predictions",
     "run_ab",
 ]
 
@@ -185,13 +186,14 @@ def _run_condition(
     return outs, [task.score(item, o) for item, o in zip(task.items, outs, strict=True)]
 
 
-def label_outcomes(
+def label_predictions(
     backend: Any, task: Task, stimuli: Sequence[Stimulus], items: Sequence[TaskItem] | None = None
-) -> dict[str, list[float]]:
-    """Right (1.0) or wrong (0.0) per item under the plain prompt and each stimulus, by label
-    scoring (:mod:`emoscope.stimuli.choice`): ``{"baseline": [...], stimulus id: [...]}``.
+) -> dict[str, list[list[ChoiceResult]]]:
+    """The label-scoring result of every question of every item under the plain prompt and
+    each stimulus: ``{"baseline": [[ChoiceResult per question] per item], stimulus id: ...}``
+    (scores, prediction and whether it is right; :mod:`emoscope.stimuli.choice`).
 
-    An item is right when every one of its questions is. ``items`` defaults to the task's.
+    ``items`` defaults to the task's.
 
     Raises:
         EmoscopeError: the task is not multiple choice, or the backend cannot score choices.
@@ -204,12 +206,29 @@ def label_outcomes(
         )
     conditions: list[Stimulus | None] = [None, *stimuli]
     names = ["baseline", *(s.id for s in stimuli)]
-    out: dict[str, list[float]] = {n: [] for n in names}
+    out: dict[str, list[list[ChoiceResult]]] = {n: [] for n in names}
     for item in task.items if items is None else items:
         per_question = score_questions(backend, task.questions(item), conditions)
         for ci, name in enumerate(names):
-            out[name].append(float(all(q[ci].correct for q in per_question)))
+            out[name].append([q[ci] for q in per_question])
     return out
+
+
+def label_outcomes(
+    backend: Any, task: Task, stimuli: Sequence[Stimulus], items: Sequence[TaskItem] | None = None
+) -> dict[str, list[float]]:
+    """Right (1.0) or wrong (0.0) per item under the plain prompt and each stimulus, by label
+    scoring (:func:`label_predictions`): ``{"baseline": [...], stimulus id: [...]}``.
+
+    An item is right when every one of its questions is. ``items`` defaults to the task's.
+
+    Raises:
+        EmoscopeError: the task is not multiple choice, or the backend cannot score choices.
+    """
+    preds = label_predictions(backend, task, stimuli, items)
+    return {
+        name: [float(all(q.correct for q in item)) for item in rows] for name, rows in preds.items()
+    }
 
 
 def compare_conditions(
