@@ -40,7 +40,7 @@ def test_select_sections_keeps_report_order_and_rejects_unknown_names() -> None:
     assert select_sections() == ("recognition", "benchmarks", "stimuli", "probes", "steering")
     assert select_sections("steering,recognition") == ("recognition", "steering")
     assert select_sections(None, ["probes", "steering"]) == ("recognition", "benchmarks", "stimuli")
-    with pytest.raises(EmoscopeError, match="unknown section.*probe\\b"):
+    with pytest.raises(EmoscopeError, match=r"unknown section.*probe\b"):
         select_sections("probe")
     with pytest.raises(EmoscopeError, match="--skip: unknown"):
         select_sections(skip="everything")
@@ -115,7 +115,10 @@ def test_the_report_is_self_contained(open_audit: tuple[dict[str, Any], Path]) -
 
 
 def test_a_rerun_uses_the_cache_and_a_changed_setting_reruns_its_section(
-    open_audit: tuple[dict[str, Any], Path], audit_llama: Path, audit_root: Path, tmp_path: Path,
+    open_audit: tuple[dict[str, Any], Path],
+    audit_llama: Path,
+    audit_root: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, out = open_audit

@@ -425,8 +425,8 @@ def _blocks(audit: Mapping[str, Any], figures: dict[str, bytes]) -> list[_Block]
             "p",
             f"Model `{t['model']}` ({t['backend']} backend, {kind}; {scoring}). Size "
             f"`{audit['size']}`; emoscope {audit['emoscope_version']}; finished "
-            f"{audit['finished']}; {audit['seconds']:.0f} s of which cached sections "
-            "took none. CPU load average "
+            f"{audit['finished']}; {audit['seconds']:.0f} s wall time (cached sections take "
+            "none). CPU load average "
             f"{audit['machine']['load_average_start'][0]:.1f} at the start (other jobs may share "
             "the machine).",
         )
