@@ -417,7 +417,7 @@ _RENDER = {
 
 
 def _blocks(audit: Mapping[str, Any], figures: dict[str, bytes]) -> list[_Block]:
-    t = audit["target"]
+    t, m = audit["target"], audit["machine"]
     kind = "open weights" if t["open_weight"] else "black box"
     scoring = "scores choices" if t["scores_choices"] else "cannot score given answers"
     blocks = [
@@ -426,9 +426,9 @@ def _blocks(audit: Mapping[str, Any], figures: dict[str, bytes]) -> list[_Block]
             f"Model `{t['model']}` ({t['backend']} backend, {kind}; {scoring}). Size "
             f"`{audit['size']}`; emoscope {audit['emoscope_version']}; finished "
             f"{audit['finished']}; {audit['seconds']:.0f} s wall time (cached sections take "
-            "none). CPU load average "
-            f"{audit['machine']['load_average_start'][0]:.1f} at the start (other jobs may share "
-            "the machine).",
+            f"none), {m.get('process_cpu_seconds', 0):.0f} s CPU time on "
+            f"{m.get('torch_threads') or '?'} torch threads; load average "
+            f"{m['load_average_start'][0]:.1f} at the start (other jobs may share the machine).",
         )
     ]
     summary = []

@@ -72,6 +72,11 @@ def _weights_reason(target: AuditTarget) -> str:
     )
 
 
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else None
+
+
 def run_audit(
     target: AuditTarget,
     config: AuditConfig,
@@ -102,7 +107,7 @@ def run_audit(
         say=log,
     )
     load0 = os.getloadavg()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     sections: dict[str, Any] = {}
     bar = tqdm(total=len(config.sections), desc="audit", file=sys.stderr, disable=not progress)
     try:
@@ -142,6 +147,9 @@ def run_audit(
             "cpus": os.cpu_count(),
             "load_average_start": [round(x, 2) for x in load0],
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
+            "process_cpu_seconds": round(time.process_time() - cpu0, 1),
+            "torch_threads": _torch_threads(),
+            "note": "other jobs may share the CPU: read the wall time with the load average",
         },
     }
     write_audit_report(audit, folder)
