@@ -15,7 +15,7 @@ for helpers in (TESTS / "llm", TESTS / "stimuli"):
     if str(helpers) not in sys.path:
         sys.path.insert(0, str(helpers))
 
-from llm_helpers import ChatServer, build_tiny_llama  # noqa: E402
+from llm_helpers import _offline_hub, build_tiny_llama, chat_server  # noqa: E402
 from stimuli_helpers import write_bench_files  # noqa: E402
 
 
@@ -34,19 +34,8 @@ def audit_root(mini_data_root: Path, tmp_path_factory: pytest.TempPathFactory) -
     return write_bench_files(root)
 
 
-@pytest.fixture
-def chat_server() -> Iterator[ChatServer]:
-    """A loopback OpenAI-protocol server (the keyword 'LLM' of the LLM tests)."""
-    server = ChatServer()
-    yield server
-    server.close()
-
-
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EMOSCOPE_OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+def _one_torch_thread() -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()
@@ -55,3 +44,6 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+__all__ = ["_offline_hub", "chat_server"]

@@ -389,6 +389,16 @@ def _steering(r: Mapping[str, Any], figures: dict[str, bytes]) -> list[_Block]:
         f"{_f(r['rows'][0]['success'])}."
     )
     figures["steering.png"] = _steering_png(r)
+    from emoscope.metrics import is_degenerate
+
+    examples = []
+    for emo in r["emotions"][:2]:
+        for row in r["per_emotion"][emo]["rows"]:
+            if row["examples"]:
+                text = row["examples"][0]["text"]
+                tag = " [degenerate: a failure]" if is_degenerate(text) else ""
+                clipped = " ".join(text.split())[:160]
+                examples.append(f'{emo}, alpha {row["alpha"]:g}: "{clipped}"{tag}')
     return [
         _Block(
             "p",
@@ -404,6 +414,8 @@ def _steering(r: Mapping[str, Any], figures: dict[str, bytes]) -> list[_Block]:
             rows=rows,
         ),
         _Block("img", "steering.png"),
+        _Block("p", "First reply per point (read against the success rates above):"),
+        _Block("list", items=tuple(examples)),
     ]
 
 
