@@ -15,7 +15,12 @@ for helpers in (TESTS / "llm", TESTS / "stimuli"):
     if str(helpers) not in sys.path:
         sys.path.insert(0, str(helpers))
 
-from llm_helpers import _offline_hub, build_tiny_llama, chat_server  # noqa: E402
+from llm_helpers import (  # noqa: E402
+    _offline_hub,
+    build_tiny_llama,
+    chat_server,
+    one_torch_thread,
+)
 from stimuli_helpers import write_bench_files  # noqa: E402
 
 
@@ -36,14 +41,8 @@ def audit_root(mini_data_root: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 __all__ = ["_offline_hub", "chat_server"]

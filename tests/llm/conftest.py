@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_helpers import _offline_hub, build_tiny_llama, chat_server
+from llm_helpers import _offline_hub, build_tiny_llama, chat_server, one_torch_thread
 
 
 @pytest.fixture(scope="session")
@@ -24,14 +24,8 @@ def _one_torch_thread(request: pytest.FixtureRequest) -> Iterator[None]:
     if "tiny_llama" not in request.fixturenames and "torch" not in sys.modules:
         yield
         return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 __all__ = ["_offline_hub", "chat_server"]

@@ -222,3 +222,16 @@ def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     for name in ("BACKEND", "MODEL", "PROMPT", "RETRIEVE", "STORE", "TAXONOMY", "CACHE_DIR"):
         monkeypatch.delenv(f"EMOSCOPE_LLM_{name}", raising=False)
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one intra-op thread inside the block (restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -40,7 +40,10 @@ def audit_command(
         typer.Option(help="openai: bearer token [default: $OPENAI_API_KEY].", show_default=False),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Small sizes (about 10 minutes for SmolLM2 on 2 cores).")
+        bool,
+        typer.Option(
+            "--quick", help="Small sizes (a first look; see the README for measured times)."
+        ),
     ] = False,
     only: Annotated[
         str | None,
