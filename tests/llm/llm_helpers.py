@@ -7,12 +7,14 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -200,3 +202,36 @@ class ChatServer:
         """Stop serving."""
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# Fixtures, imported by the conftest files that use them (tests/llm, tests/audit).
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ChatServer]:
+    """A fresh loopback chat server (the emotion script by default)."""
+    server = ChatServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EMOSCOPE_OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("BACKEND", "MODEL", "PROMPT", "RETRIEVE", "STORE", "TAXONOMY", "CACHE_DIR"):
+        monkeypatch.delenv(f"EMOSCOPE_LLM_{name}", raising=False)
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one intra-op thread inside the block (restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

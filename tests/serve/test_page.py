@@ -1,64 +1,30 @@
 """The web page in headless Chromium (Debian ``chromium``) driven by Playwright.
 
-Set-up: ``bash scripts/install_chromium.sh`` (installs Debian's ``chromium`` when run as root
-with apt-get) and ``pip install playwright`` (no ``playwright install``: the test drives the
-system browser at /usr/bin/chromium, or ``$EMOSCOPE_CHROMIUM``). A screenshot of the analysed
+Set-up: see ``tests/browser_helpers.py`` (Debian's ``chromium`` and ``pip install
+playwright``; the test skips without them). A screenshot of the analysed
 sample is written to ``tests/artifacts/serve-page.png`` (git-ignored).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = os.environ.get("EMOSCOPE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).is_file():
-    pytest.skip(
-        f"Chromium is not installed ({CHROMIUM} missing): run scripts/install_chromium.sh "
-        "(or apt-get install -y chromium)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed: pip install playwright"
-)
+from browser_helpers import ARTIFACTS, chromium_context, require_browser
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sync_api = require_browser()
 
 SAMPLE_TURNS = 8
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        # A persistent context is how Playwright takes a fresh --user-data-dir.
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=FLAGS,
-            headless=True,
-            viewport={"width": 1280, "height": 1000},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context(sync_api, tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 @pytest.fixture

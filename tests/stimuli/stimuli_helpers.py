@@ -3,6 +3,7 @@ CLI tests) and the EQ-Bench prompt of the fixtures."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,37 @@ def eqbench_prompt_text() -> str:
         "Remember: zero is a valid score, meaning they are likely not feeling that emotion. You "
         "must score at least one emotion > 0.\n"
     )
+
+
+def write_bench_files(root: Path) -> Path:
+    """Small EQ-Bench and EmoBench files in the real formats, written under ``root``."""
+    (root / "eqbench").mkdir()
+    questions = {
+        str(i): {
+            "prompt": eqbench_prompt_text(),
+            "reference_answer": {"emotion1": "Remorseful", "emotion2": "Indifferent",
+                                 "emotion3": "Affectionate", "emotion4": "Annoyed",
+                                 "emotion1_score": 2, "emotion2_score": 3, "emotion3_score": 0,
+                                 "emotion4_score": 5},
+            "reference_answer_fullscale": {"emotion1": "Remorseful", "emotion2": "Indifferent",
+                                           "emotion3": "Affectionate", "emotion4": "Annoyed",
+                                           "emotion1_score": 0, "emotion2_score": "6",
+                                           "emotion3_score": 0, "emotion4_score": "7"},
+        }
+        for i in (1, 2, 3)
+    }  # fmt: skip
+    (root / "eqbench" / "eq_bench_v2_questions_171.json").write_text(json.dumps(questions))
+    (root / "emobench").mkdir()
+    eu = [
+        {"qid": str(i), "language": "en", "coarse_category": cat, "finegrained_category": "x",
+         "scenario": f"Scenario {i}.", "subject": "Ann", "emotion_choices": ["Joy", "Anger"],
+         "emotion_label": "Joy", "cause_choices": ["Gift", "Rain", "Noise"], "cause_label": "Rain"}
+        for i, cat in enumerate(["complex", "complex", "personal"], start=1)
+    ]  # fmt: skip
+    ea = [
+        {"qid": "1", "language": "en", "category": "Personal-Others", "question type": "Action",
+         "scenario": "S.", "subject": "Bo", "choices": ["Wait", "Talk", "Leave"], "label": "Talk"}
+    ]  # fmt: skip
+    (root / "emobench" / "EU.jsonl").write_text("\n".join(json.dumps(r) for r in eu) + "\n")
+    (root / "emobench" / "EA.jsonl").write_text("\n".join(json.dumps(r) for r in ea) + "\n")
+    return root

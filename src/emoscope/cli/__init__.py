@@ -22,6 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "emoscope.cli.inside",
     "emoscope.cli.serve",
     "emoscope.cli.annotate",
+    "emoscope.cli.audit",
 )
 
 
