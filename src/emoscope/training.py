@@ -626,7 +626,9 @@ def train(
     ``model_factory`` builds the untrained model from its config (tests pass a tiny one).
     """
     check_writable(out_dir, folder=True)  # before the work, not after it
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.bf16):
+    # No weight cache: autocast would otherwise keep the bfloat16 copies of the weights made at
+    # the first step for the whole run, and the forward passes would never see an update.
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.bf16, cache_enabled=False):
         return _train(tc, out_dir, progress, model_factory)
 
 
