@@ -479,3 +479,13 @@ def test_bf16_training_runs_and_records_it(
     assert losses[-1] < losses[0] - 0.5 * (reference[0] - reference[-1])
     np.testing.assert_allclose(losses, reference, rtol=0.05)
     assert EncoderRecognizer(tmp_path / "m").predict_proba(["i am so happy"]).shape == (1, 28)
+
+
+def test_cli_train_rejects_an_unknown_context_input(tmp_path: Path, capsys: Any) -> None:
+    from inside_helpers import assert_one_line_error, run_emoscope
+
+    result = run_emoscope(
+        ["train", "--task", "meld", "--context-input", "tokens", "-o", str(tmp_path / "m")], capsys
+    )
+    assert_one_line_error(result, "unknown context input 'tokens'")
+    assert not (tmp_path / "m").exists()

@@ -43,6 +43,7 @@ from emoscope.metrics import (
     pearson_r,
 )
 from emoscope.recognizers.encoder_model import (
+    CONTEXT_INPUTS,
     EmotionEncoder,
     EncoderConfig,
     HeadConfig,
@@ -625,6 +626,11 @@ def train(
 
     ``model_factory`` builds the untrained model from its config (tests pass a tiny one).
     """
+    if tc.context_input not in CONTEXT_INPUTS:
+        raise EmoscopeError(
+            f"unknown context input {tc.context_input!r}; expected one of: "
+            f"{', '.join(CONTEXT_INPUTS)}"
+        )
     check_writable(out_dir, folder=True)  # before the work, not after it
     # No weight cache: autocast would otherwise keep the bfloat16 copies of the weights made at
     # the first step for the whole run, and the forward passes would never see an update.
