@@ -42,12 +42,18 @@ from typing import Any
 
 import torch
 
-from _common import machine_info, parse_seeds, run_grid
+from _common import (
+    add_training_options,
+    machine_info,
+    parse_choices,
+    parse_seeds,
+    run_grid,
+    train_and_test,
+)
 from emoscope.datasets import load_dataset
-from emoscope.evaluate import evaluate
 from emoscope.recognizers.encoder import EncoderRecognizer
 from emoscope.recognizers.encoder_model import CONTEXT_INPUTS
-from emoscope.training import TrainConfig, train
+from emoscope.training import TrainConfig
 
 DEFAULT_OUT = Path("benchmarks/results/context_input_ablation.json")
 KEYS = (
@@ -100,17 +106,9 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, folder: Path) -> 
     )
     if args.max_per_epoch:
         tc.max_per_epoch = {"meld": args.max_per_epoch}
-    if args.base_model:
-        tc.base_model = args.base_model
-    t0 = time.perf_counter()
-    log = train(tc, folder, progress=print if args.verbose else None)
-    train_s = time.perf_counter() - t0
+    log, best, result, train_s = train_and_test(tc, folder, args, "meld")
     dev = [e["dev"]["meld"]["weighted_f1"] for e in log["epochs"]]
-    best = max(range(len(log["epochs"])), key=lambda i: log["epochs"][i]["dev_score"])
-    test = load_dataset("meld", "test", args.data_root)
-    result = evaluate(EncoderRecognizer(folder), test, progress=False, limit=args.limit)
-    assert result.classification is not None
-    limited = test.limit(args.limit)
+    limited = load_dataset("meld", "test", args.data_root).limit(args.limit)
     assert limited.dialogues is not None
     texts = [e.text for e in limited.examples[:SINGLE_TEXTS]]
     return {
@@ -137,7 +135,6 @@ def main() -> None:
         default="sequence,both,vector",
         help=f"Comma-separated, from: {', '.join(CONTEXT_INPUTS)}.",
     )
-    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--sequence-length", type=int, default=TrainConfig.sequence_length)
     ap.add_argument(
         "--fp32", action="store_true", help="Train in float32 (default: bfloat16 autocast)."
@@ -149,18 +146,10 @@ def main() -> None:
         help="Train on this many random MELD dialogue windows per epoch (default: all 1,038).",
     )
     ap.add_argument("--speed-passes", type=int, default=2, help="Timed passes over MELD test.")
-    ap.add_argument("--limit", type=int, default=None, help="Smoke test: first N per split.")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--base-model", default=None, help="Default: all-MiniLM-L6-v2.")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads.")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--verbose", action="store_true", help="Print training progress.")
+    add_training_options(ap, DEFAULT_OUT, TrainConfig.epochs)
     args = ap.parse_args()
     seeds = parse_seeds(ap, args.seeds)
-    variants = [s.strip() for s in args.variants.split(",") if s.strip()]
-    bad = [s for s in variants if s not in CONTEXT_INPUTS]
-    if bad or not variants:
-        ap.error(f"need variants from {', '.join(CONTEXT_INPUTS)}; got {bad or 'none'}")
+    variants = parse_choices(ap, args.variants, CONTEXT_INPUTS, "variants")
     torch.set_num_threads(args.threads)
 
     setup = {

@@ -489,3 +489,30 @@ def test_cli_train_rejects_an_unknown_context_input(tmp_path: Path, capsys: Any)
     )
     assert_one_line_error(result, "unknown context input 'tokens'")
     assert not (tmp_path / "m").exists()
+
+
+def test_context_input_ablation_script_smoke(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import sys
+
+    from bench_helpers import load_benchmark
+
+    bench = load_benchmark("ablation_context_input")
+    out = tmp_path / "ablation.json"
+    argv = ["x", "--seeds", "1", "--epochs", "1", "--limit", "40", "--threads", "1"]
+    argv += ["--variants", "vector,sequence", "--sequence-length", "24", "--speed-passes", "1"]
+    argv += ["--base-model", str(tiny_base_model), "--data-root", str(mini_data_root)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(out)])
+    bench.main()
+    got = json.loads(out.read_text())
+    assert sorted(r["variant"] for r in got["runs"]) == ["sequence", "vector"]
+    for r in got["runs"]:
+        assert r["dev_weighted_f1"] == max(r["dev_weighted_f1_per_epoch"])
+        assert r["test_utterances_per_second"] > 0 and r["single_text_latency_ms_p50"] > 0
+        assert "load_average_start" in r["machine"]
+    assert got["setup"]["sequence_length"] == 24
+    assert got["summary"]["sequence"]["seeds"] == [1]
+    # a rerun skips the finished runs
+    bench.main()
+    assert len(json.loads(out.read_text())["runs"]) == 2
