@@ -74,6 +74,25 @@ def add_training_options(ap: argparse.ArgumentParser, out: Path, epochs: int) ->
     ap.add_argument("--verbose", action="store_true", help="Print training progress.")
 
 
+def training_setup(
+    args: argparse.Namespace, dataset: str, model: str, **extra: Any
+) -> dict[str, Any]:
+    """The ``setup`` record of a training ablation: what was trained, on what, with what options
+    (:func:`add_training_options`), on which machine, then ``extra``."""
+    from emoscope.training import TrainConfig
+
+    return {
+        "dataset": dataset,
+        "model": model,
+        "base_model": args.base_model or TrainConfig.base_model,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        **extra,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch_threads": args.threads,
+    }
+
+
 def parse_choices(
     ap: argparse.ArgumentParser, text: str, allowed: Sequence[str], what: str
 ) -> list[str]:

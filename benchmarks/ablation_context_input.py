@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ from _common import (
     parse_seeds,
     run_grid,
     train_and_test,
+    training_setup,
 )
 from emoscope.datasets import load_dataset
 from emoscope.recognizers.encoder import EncoderRecognizer
@@ -152,26 +152,22 @@ def main() -> None:
     variants = parse_choices(ap, args.variants, CONTEXT_INPUTS, "variants")
     torch.set_num_threads(args.threads)
 
-    setup = {
-        "dataset": "meld",
-        "model": "encoder (emoscope.training, MELD head only)",
-        "base_model": args.base_model or TrainConfig.base_model,
-        "epochs": args.epochs,
-        "limit": args.limit,
-        "max_per_epoch": args.max_per_epoch,
-        "max_seq_length": TrainConfig.max_seq_length,
-        "max_turns": TrainConfig.max_turns,
-        "sequence_length": args.sequence_length,
-        "sequence_input": "[CLS] past [SEP] name: target [SEP]; past = earlier turns of the "
+    setup = training_setup(
+        args,
+        "meld",
+        "encoder (emoscope.training, MELD head only)",
+        max_per_epoch=args.max_per_epoch,
+        max_seq_length=TrainConfig.max_seq_length,
+        max_turns=TrainConfig.max_turns,
+        sequence_length=args.sequence_length,
+        sequence_input="[CLS] past [SEP] name: target [SEP]; past = earlier turns of the "
         "window as 'name: text', oldest tokens cut first; target segment mean-pooled",
-        "training_precision": "float32" if args.fp32 else "bfloat16 autocast (all variants)",
-        "inference_backend": "auto (torch-bf16 on this CPU)",
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch_threads": args.threads,
-        "note": "Runs one after another at nice 5 while other engineers' jobs (niced LLM "
+        training_precision="float32" if args.fp32 else "bfloat16 autocast (all variants)",
+        inference_backend="auto (torch-bf16 on this CPU)",
+        note="Runs one after another at nice 5 while other engineers' jobs (niced LLM "
         "benchmarks, test suites) shared the 2-core CPU: train seconds and speeds are "
         "indicative; each run records its load averages.",
-    }
+    )
     summary = run_grid(
         args.out,
         setup,

@@ -24,13 +24,19 @@ the script, not a measurement. Several hours of CPU for the full run (3 epochs x
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from _common import add_training_options, parse_choices, parse_seeds, run_grid, train_and_test
+from _common import (
+    add_training_options,
+    parse_choices,
+    parse_seeds,
+    run_grid,
+    train_and_test,
+    training_setup,
+)
 from emoscope.curriculum import STRATEGIES
 from emoscope.training import TrainConfig
 
@@ -79,16 +85,12 @@ def main() -> None:
     strategies = parse_choices(ap, args.strategies, STRATEGIES, "strategies")
     torch.set_num_threads(args.threads)
 
-    setup = {
-        "dataset": "meld",
-        "model": "encoder (emoscope.training, MELD head only)",
-        "base_model": args.base_model or TrainConfig.base_model,
-        "epochs": args.epochs,
-        "limit": args.limit,
-        "curriculum": "2 buckets, one added per epoch, then full data; k=1, b=0.4, vad circle",
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch_threads": args.threads,
-    }
+    setup = training_setup(
+        args,
+        "meld",
+        "encoder (emoscope.training, MELD head only)",
+        curriculum="2 buckets, one added per epoch, then full data; k=1, b=0.4, vad circle",
+    )
     summary = run_grid(
         args.out,
         setup,
