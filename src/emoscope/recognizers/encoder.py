@@ -45,6 +45,7 @@ from emoscope.recognizers.base import Input, RecognizerMixin, Target, flatten_in
 
 # The network and its file format live in encoder_model.
 from emoscope.recognizers.encoder_model import (  # noqa: F401 - re-exported where they were
+    CONTEXT_INPUTS,
     INT8_MIN_ENTRIES,
     ContextModel,
     EmotionEncoder,
