@@ -61,6 +61,72 @@ def parse_seeds(ap: argparse.ArgumentParser, text: str) -> list[int]:
     return seeds
 
 
+def add_training_options(ap: argparse.ArgumentParser, out: Path, epochs: int) -> None:
+    """The options every training ablation has (``--epochs`` defaulting to ``epochs``,
+    ``--limit``, ``--data-root``, ``--base-model``, ``--threads``, ``--out`` defaulting to
+    ``out``, ``--verbose``)."""
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--limit", type=int, default=None, help="Smoke test: first N per split.")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--base-model", default=None, help="Default: all-MiniLM-L6-v2.")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads.")
+    ap.add_argument("--out", type=Path, default=out)
+    ap.add_argument("--verbose", action="store_true", help="Print training progress.")
+
+
+def training_setup(
+    args: argparse.Namespace, dataset: str, model: str, **extra: Any
+) -> dict[str, Any]:
+    """The ``setup`` record of a training ablation: what was trained, on what, with what options
+    (:func:`add_training_options`), on which machine, then ``extra``."""
+    from emoscope.training import TrainConfig
+
+    return {
+        "dataset": dataset,
+        "model": model,
+        "base_model": args.base_model or TrainConfig.base_model,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        **extra,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch_threads": args.threads,
+    }
+
+
+def parse_choices(
+    ap: argparse.ArgumentParser, text: str, allowed: Sequence[str], what: str
+) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``, each from ``allowed``; a usage error (exit 2) otherwise."""
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in chosen if s not in allowed]
+    if bad or not chosen:
+        ap.error(f"need {what} from {', '.join(allowed)}; got {bad or 'none'}")
+    return chosen
+
+
+def train_and_test(
+    tc: Any, folder: Path, args: argparse.Namespace, task: str
+) -> tuple[dict[str, Any], int, Any, float]:
+    """Train ``tc`` (a ``TrainConfig``; ``--base-model`` applied) into ``folder``, then evaluate
+    the saved model on ``task``'s test split: the training log, the index of the best epoch by
+    dev score, the evaluation result and the training seconds."""
+    from emoscope.datasets import load_dataset
+    from emoscope.evaluate import evaluate
+    from emoscope.recognizers.encoder import EncoderRecognizer
+    from emoscope.training import train
+
+    if args.base_model:
+        tc.base_model = args.base_model
+    t0 = time.perf_counter()
+    log = train(tc, folder, progress=print if args.verbose else None)
+    train_s = time.perf_counter() - t0
+    best = max(range(len(log["epochs"])), key=lambda i: log["epochs"][i]["dev_score"])
+    test = load_dataset(task, "test", args.data_root)
+    result = evaluate(EncoderRecognizer(folder), test, progress=False, limit=args.limit)
+    assert result.classification is not None
+    return log, best, result, train_s
+
+
 def run_grid(
     out: Path,
     setup: dict[str, Any],

@@ -24,19 +24,21 @@ the script, not a measurement. Several hours of CPU for the full run (3 epochs x
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from _common import parse_seeds, run_grid
+from _common import (
+    add_training_options,
+    parse_choices,
+    parse_seeds,
+    run_grid,
+    train_and_test,
+    training_setup,
+)
 from emoscope.curriculum import STRATEGIES
-from emoscope.datasets import load_dataset
-from emoscope.evaluate import evaluate
-from emoscope.recognizers.encoder import EncoderRecognizer
-from emoscope.training import TrainConfig, train
+from emoscope.training import TrainConfig
 
 DEFAULT_OUT = Path("benchmarks/results/curriculum_ablation.json")
 KEYS = ("dev_weighted_f1", "test_weighted_f1")
@@ -52,16 +54,8 @@ def run_one(strategy: str, seed: int, args: argparse.Namespace, folder: Path) ->
         data_root=args.data_root,
         curriculum=strategy,
     )
-    if args.base_model:
-        tc.base_model = args.base_model
-    t0 = time.perf_counter()
-    log = train(tc, folder, progress=print if args.verbose else None)
-    train_s = time.perf_counter() - t0
+    log, best, result, train_s = train_and_test(tc, folder, args, "meld")
     dev = [e["dev"]["meld"]["weighted_f1"] for e in log["epochs"]]
-    best = max(range(len(log["epochs"])), key=lambda i: log["epochs"][i]["dev_score"])
-    test = load_dataset("meld", "test", args.data_root)
-    result = evaluate(EncoderRecognizer(folder), test, progress=False, limit=args.limit)
-    assert result.classification is not None
     return {
         "strategy": strategy,
         "seed": seed,
@@ -85,31 +79,18 @@ def main() -> None:
         default="none,speaker-weighted",
         help=f"Comma-separated, from: {', '.join(STRATEGIES)}.",
     )
-    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    ap.add_argument("--limit", type=int, default=None, help="Smoke test: first N per split.")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--base-model", default=None, help="Default: all-MiniLM-L6-v2.")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads.")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--verbose", action="store_true", help="Print training progress.")
+    add_training_options(ap, DEFAULT_OUT, TrainConfig.epochs)
     args = ap.parse_args()
     seeds = parse_seeds(ap, args.seeds)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    bad = [s for s in strategies if s not in STRATEGIES]
-    if bad or not strategies:
-        ap.error(f"need strategies from {', '.join(STRATEGIES)}; got {bad or 'none'}")
+    strategies = parse_choices(ap, args.strategies, STRATEGIES, "strategies")
     torch.set_num_threads(args.threads)
 
-    setup = {
-        "dataset": "meld",
-        "model": "encoder (emoscope.training, MELD head only)",
-        "base_model": args.base_model or TrainConfig.base_model,
-        "epochs": args.epochs,
-        "limit": args.limit,
-        "curriculum": "2 buckets, one added per epoch, then full data; k=1, b=0.4, vad circle",
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch_threads": args.threads,
-    }
+    setup = training_setup(
+        args,
+        "meld",
+        "encoder (emoscope.training, MELD head only)",
+        curriculum="2 buckets, one added per epoch, then full data; k=1, b=0.4, vad circle",
+    )
     summary = run_grid(
         args.out,
         setup,

@@ -22,17 +22,13 @@ Results: ``benchmarks/results/soft_targets_ablation.json`` (written after every 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from _common import parse_seeds, run_grid
-from emoscope.datasets import load_dataset
-from emoscope.evaluate import evaluate
-from emoscope.recognizers.encoder import EncoderRecognizer
-from emoscope.training import TrainConfig, train
+from _common import add_training_options, parse_choices, parse_seeds, run_grid, train_and_test
+from emoscope.training import TrainConfig
 
 DEFAULT_OUT = Path("benchmarks/results/soft_targets_ablation.json")
 VARIANTS = ("sigmoid", "soft")
@@ -50,15 +46,7 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, folder: Path) -> 
         max_per_epoch={"goemotions": args.per_epoch},
         soft_targets=("goemotions",) if variant == "soft" else (),
     )
-    if args.base_model:
-        tc.base_model = args.base_model
-    t0 = time.perf_counter()
-    log = train(tc, folder, progress=print if args.verbose else None)
-    train_s = time.perf_counter() - t0
-    best = max(range(len(log["epochs"])), key=lambda i: log["epochs"][i]["dev_score"])
-    test = load_dataset("goemotions", "test", args.data_root)
-    result = evaluate(EncoderRecognizer(folder), test, progress=False, limit=args.limit)
-    assert result.classification is not None
+    log, best, result, train_s = train_and_test(tc, folder, args, "goemotions")
     return {
         "variant": variant,
         "seed": seed,
@@ -76,19 +64,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seeds", required=True, help="Comma-separated seeds, e.g. 13,14.")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="From: sigmoid, soft.")
-    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--per-epoch", type=int, default=12000, help="Training texts per epoch.")
-    ap.add_argument("--limit", type=int, default=None, help="Smoke test: first N per split.")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--base-model", default=None, help="Default: all-MiniLM-L6-v2.")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads.")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--verbose", action="store_true", help="Print training progress.")
+    add_training_options(ap, DEFAULT_OUT, 3)
     args = ap.parse_args()
     seeds = parse_seeds(ap, args.seeds)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if not variants or any(v not in VARIANTS for v in variants):
-        ap.error(f"need variants from {', '.join(VARIANTS)}; got {args.variants!r}")
+    variants = parse_choices(ap, args.variants, VARIANTS, "variants")
     torch.set_num_threads(args.threads)
 
     setup = {

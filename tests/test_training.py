@@ -402,3 +402,117 @@ def test_vad_ceiling_script_trains_scores_and_checks_settings(
         bench.main()
     assert exc.value.code == 2
     assert not other.exists()
+
+
+@pytest.mark.parametrize("mode", ["sequence", "both"])
+def test_sequence_context_input_trains_and_predicts_through_one_input_builder(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path: Path, monkeypatch: Any, mode: str
+) -> None:
+    """Training and inference lay a dialogue out identically (one builder); the option is saved."""
+    import emoscope.recognizers.encoder as encoder_module
+    import emoscope.training as training_module
+    from emoscope.datasets import load_dataset
+    from emoscope.recognizers.encoder_model import input_token_ids
+
+    built: dict[str, list[list[int]]] = {"training": [], "inference": []}
+
+    def spy(where: str) -> Any:
+        def run(turns: Any, tokenizer: Any, config: EncoderConfig) -> Any:
+            out = input_token_ids(turns, tokenizer, config)
+            built[where].extend(out[0])
+            return out
+
+        return run
+
+    monkeypatch.setattr(training_module, "input_token_ids", spy("training"))
+    monkeypatch.setattr(encoder_module, "input_token_ids", spy("inference"))
+    tc = _tiny(
+        tiny_base_model,
+        mini_data_root,
+        epochs=2,
+        tasks=("meld", "goemotions"),
+        context_input=mode,
+        sequence_length=40,
+        max_turns=8,  # every fixture dialogue in one window, in training as in inference
+        lr=1e-3,
+        head_lr=3e-3,
+    )
+    log = train(tc, tmp_path / "m")
+    assert log["epochs"][-1]["train_loss"]["meld"] < log["epochs"][0]["train_loss"]["meld"]
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (saved["context_input"], saved["sequence_length"]) == (mode, 40)
+    rec = EncoderRecognizer(tmp_path / "m", backend="torch")
+    assert rec.config.context_input == mode
+    assert (rec.model.context is None) == (mode == "sequence")
+    dev = load_dataset("meld", "dev", str(mini_data_root))
+    assert dev.dialogues is not None
+    built["inference"].clear()
+    preds = rec.predict(dev.dialogues[:2])
+    assert len(preds) == sum(len(d) for d in dev.dialogues[:2])
+    training = {tuple(c) for c in built["training"]}
+    assert built["inference"] and all(tuple(c) in training for c in built["inference"])
+    # the past reaches the target through the token sequence
+    alone = rec.predict_proba(["okay"])[0]
+    after = rec.predict_proba(
+        [Dialogue([Utterance("furious angry hate", "A"), Utterance("okay", "B")])]
+    )
+    assert not np.allclose(alone, after[1])
+    # a bfloat16 stream keeps the same answers up to rounding
+    fast = EncoderRecognizer(tmp_path / "m", backend="torch-bf16").predict_proba(["okay"])[0]
+    np.testing.assert_allclose(fast, alone, atol=0.05)
+
+
+def test_bf16_training_runs_and_records_it(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path: Path
+) -> None:
+    tc = _tiny(
+        tiny_base_model, mini_data_root, epochs=3, tasks=("goemotions",), lr=1e-3, head_lr=3e-3
+    )
+    fp32 = train(tc, tmp_path / "fp32")
+    tc.bf16 = True
+    log = train(tc, tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["training"]["bf16"] is True and saved["context_input"] == "vector"
+    # it learns as float32 does (a stale bfloat16 weight cache would freeze the forward pass)
+    losses = [e["train_loss"]["goemotions"] for e in log["epochs"]]
+    reference = [e["train_loss"]["goemotions"] for e in fp32["epochs"]]
+    assert losses[-1] < losses[0] - 0.5 * (reference[0] - reference[-1])
+    np.testing.assert_allclose(losses, reference, rtol=0.05)
+    assert EncoderRecognizer(tmp_path / "m").predict_proba(["i am so happy"]).shape == (1, 28)
+
+
+def test_cli_train_rejects_an_unknown_context_input(tmp_path: Path, capsys: Any) -> None:
+    from inside_helpers import assert_one_line_error, run_emoscope
+
+    result = run_emoscope(
+        ["train", "--task", "meld", "--context-input", "tokens", "-o", str(tmp_path / "m")], capsys
+    )
+    assert_one_line_error(result, "unknown context input 'tokens'")
+    assert not (tmp_path / "m").exists()
+
+
+def test_context_input_ablation_script_smoke(
+    tiny_base_model: Path, mini_data_root: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import sys
+
+    from bench_helpers import load_benchmark
+
+    bench = load_benchmark("ablation_context_input")
+    out = tmp_path / "ablation.json"
+    argv = ["x", "--seeds", "1", "--epochs", "1", "--limit", "40", "--threads", "1"]
+    argv += ["--variants", "vector,sequence", "--sequence-length", "24", "--speed-passes", "1"]
+    argv += ["--base-model", str(tiny_base_model), "--data-root", str(mini_data_root)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(out)])
+    bench.main()
+    got = json.loads(out.read_text())
+    assert sorted(r["variant"] for r in got["runs"]) == ["sequence", "vector"]
+    for r in got["runs"]:
+        assert r["dev_weighted_f1"] == max(r["dev_weighted_f1_per_epoch"])
+        assert r["test_utterances_per_second"] > 0 and r["single_text_latency_ms_p50"] > 0
+        assert "load_average_start" in r["machine"]
+    assert got["setup"]["sequence_length"] == 24
+    assert got["summary"]["sequence"]["seeds"] == [1]
+    # a rerun skips the finished runs
+    bench.main()
+    assert len(json.loads(out.read_text())["runs"]) == 2

@@ -559,6 +559,20 @@ def train(
             help="Easy-to-hard order of conversation units: none, emotion-shift, speaker-weighted."
         ),
     ] = "none",
+    context_input: Annotated[
+        str,
+        typer.Option(
+            help="Where the model reads a dialogue's context: vector (utterance vectors, the "
+            "default), sequence (past turns with speaker names in the encoder's tokens, "
+            "EmoBERTa-style) or both."
+        ),
+    ] = "vector",
+    sequence_length: Annotated[
+        int, typer.Option(min=8, help="Tokens of a sequence input (target + past).")
+    ] = 128,
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="Train under bfloat16 autocast (faster with AMX).")
+    ] = False,
     data_root: DataRootOpt = None,
 ) -> None:
     """Fine-tune the encoder model and save it (config.json + model.safetensors)."""
@@ -578,6 +592,9 @@ def train(
         data_root=None if data_root is None else str(data_root),
         soft_targets=tuple(soft_targets or ()),
         curriculum=curriculum,
+        context_input=context_input,
+        sequence_length=sequence_length,
+        bf16=bf16,
     )
     if base_model:
         tc.base_model = base_model

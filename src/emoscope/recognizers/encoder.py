@@ -45,6 +45,7 @@ from emoscope.recognizers.base import Input, RecognizerMixin, Target, flatten_in
 
 # The network and its file format live in encoder_model.
 from emoscope.recognizers.encoder_model import (  # noqa: F401 - re-exported where they were
+    CONTEXT_INPUTS,
     INT8_MIN_ENTRIES,
     ContextModel,
     EmotionEncoder,
@@ -56,11 +57,14 @@ from emoscope.recognizers.encoder_model import (  # noqa: F401 - re-exported whe
     decode_weights,
     encode_weights,
     fit_temperature,
+    input_token_ids,
     load_backbone,
     pad_batch,
     plan_windows,
+    pool_mask,
     save_model,
     storage_round,
+    target_turns,
     temperature_nll,
 )
 
@@ -191,8 +195,13 @@ class EncoderRecognizer(RecognizerMixin):
         if not (prior > 0 and math.isfinite(prior)):
             raise EmoscopeError(f"neutral_prior must be a positive number, got {neutral_prior!r}")
         self.neutral_prior = prior
-        self._token_sums: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+        self._token_sums: Callable[..., tuple[torch.Tensor, torch.Tensor]]
         self._encoder_model = model
+        if backend.startswith("onnx") and self.config.context_input != "vector":
+            raise EmoscopeError(
+                f"backend {backend!r} runs models with context_input 'vector' only; this model "
+                f"has {self.config.context_input!r} (use backend 'torch' or 'torch-bf16')"
+            )
         if backend == "torch":
             self._token_sums = self._torch_token_sums
         elif backend == "torch-bf16":
@@ -211,12 +220,13 @@ class EncoderRecognizer(RecognizerMixin):
             self._token_sums = OnnxTextEncoder(model, quantize=backend == "onnx-int8").token_sums
 
     def _torch_token_sums(
-        self, input_ids: torch.Tensor, mask: torch.Tensor
+        self, input_ids: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sums and counts of the ``pooled`` tokens' states (default: every token of ``mask``)."""
         # float() is a no-op in float32 and keeps a bfloat16 run's token sums exact
         enc = self._encoder_model
         h = enc.upper(enc.lower(input_ids, mask), mask).float()
-        m = mask.to(h.dtype)[..., None]
+        m = (mask if pooled is None else pooled).to(h.dtype)[..., None]
         return (h * m).sum(1), m.sum(1)
 
     # -- introspection ----------------------------------------------------------------------
@@ -239,7 +249,10 @@ class EncoderRecognizer(RecognizerMixin):
                 f"context; the oldest context turns were dropped (targets are never cut)",
                 stacklevel=3,
             )
-        vectors = self._encode_texts(plan.texts)
+        if cfg.context_input == "vector":
+            vectors = self._encode([[(None, text)] for text in plan.texts])
+        else:
+            vectors = self._encode(target_turns(targets, plan))
         feats = [
             self.model.contextualise(
                 vectors,
@@ -251,20 +264,22 @@ class EncoderRecognizer(RecognizerMixin):
         ]
         return torch.cat(feats, 0)
 
-    def _encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+    def _encode(self, turns: Sequence[Sequence[tuple[str | None, str]]]) -> torch.Tensor:
+        """Utterance vectors of targets given as their turns (see :func:`input_token_ids`)."""
         tok = self.tokenizer
-        ids = tok(list(texts), add_special_tokens=False)["input_ids"]
-        chunks, owners = chunk_token_ids(
-            ids, self.config.max_seq_length, tok.cls_token_id, tok.sep_token_id
-        )
+        chunks, owners, starts = input_token_ids(turns, tok, self.config)
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i]))
         hidden = int(self.model.backbone.config.hidden_size)
-        sums = torch.zeros(len(texts), hidden)
-        counts = torch.zeros(len(texts), 1)
+        sums = torch.zeros(len(turns), hidden)
+        counts = torch.zeros(len(turns), 1)
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
             input_ids, mask = pad_batch([chunks[i] for i in idx], tok.pad_token_id)
-            chunk_sums, chunk_counts = self._token_sums(input_ids, mask)
+            if self.config.context_input == "vector":
+                chunk_sums, chunk_counts = self._token_sums(input_ids, mask)
+            else:
+                pooled = pool_mask(mask, [starts[i] for i in idx])
+                chunk_sums, chunk_counts = self._token_sums(input_ids, mask, pooled)
             own = torch.tensor([owners[i] for i in idx])
             sums.index_add_(0, own, chunk_sums)
             counts.index_add_(0, own, chunk_counts)

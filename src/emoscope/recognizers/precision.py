@@ -55,16 +55,18 @@ def default_backend() -> str:
     return "torch-bf16" if bf16_native() else "torch"
 
 
-TokenSums = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+TokenSums = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 def bf16_autocast(fn: TokenSums) -> TokenSums:
     """``fn`` run under CPU bfloat16 autocast, its outputs returned in float32."""
 
     @functools.wraps(fn)
-    def run(input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(
+        input_ids: torch.Tensor, mask: torch.Tensor, *rest: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            sums, counts = fn(input_ids, mask)
+            sums, counts = fn(input_ids, mask, *rest)
         return sums.float(), counts.float()
 
     return run
