@@ -505,6 +505,18 @@ def train_lora(
         if done.get("partial"):
             where += f" and micro-batch {done['partial']['micro']} of epoch {len(epochs_log) + 1}"
         _say(progress, f"resuming after {where} from {ckpt}")
+
+    def save(partial: dict[str, Any] | None) -> None:
+        """A checkpoint after the finished epochs and, inside an epoch, where it stands."""
+        assert ckpt is not None
+        state = {
+            "epochs": epochs_log,
+            "step": step,
+            "loss_before": loss_before,
+            "held_out_loss_before": held_before,
+        }
+        _save_checkpoint(ckpt, model, optim, sched, {**state, "partial": partial})
+
     model.train()
     try:
         for epoch, items in enumerate(schedule, 1):
@@ -541,24 +553,14 @@ def train_lora(
                         and step % checkpoint_steps == 0
                         and m < len(micro) - 1
                     ):
-                        _save_checkpoint(
-                            ckpt,
-                            model,
-                            optim,
-                            sched,
+                        save(
                             {
-                                "epochs": epochs_log,
-                                "step": step,
-                                "loss_before": loss_before,
-                                "held_out_loss_before": held_before,
-                                "partial": {
-                                    "epoch": epoch,
-                                    "micro": m + 1,
-                                    "losses": losses,
-                                    "seconds": time.perf_counter() - t_epoch,
-                                    "rng": torch.get_rng_state(),
-                                },
-                            },
+                                "epoch": epoch,
+                                "micro": m + 1,
+                                "losses": losses,
+                                "seconds": time.perf_counter() - t_epoch,
+                                "rng": torch.get_rng_state(),
+                            }
                         )
             mean = sum(losses) / len(losses)
             seconds = time.perf_counter() - t_epoch
@@ -576,18 +578,7 @@ def train_lora(
             epochs_log.append(entry)
             _say(progress, f"epoch {epoch}/{len(schedule)}: {len(items)} items, loss {mean:.4f}")
             if ckpt is not None:
-                _save_checkpoint(
-                    ckpt,
-                    model,
-                    optim,
-                    sched,
-                    {
-                        "epochs": epochs_log,
-                        "step": step,
-                        "loss_before": loss_before,
-                        "held_out_loss_before": held_before,
-                    },
-                )
+                save(None)
     finally:
         hook.remove()
     with autocast(config.bf16_autocast, device):
