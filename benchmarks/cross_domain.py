@@ -177,11 +177,6 @@ def fit_label_weights(dev: list[tuple[np.ndarray, list[str]]], rounds: int = 3) 
     return out
 
 
-def emotional_scores(p: np.ndarray, gold: Sequence[str]) -> dict[str, float]:
-    """:func:`scores` of already corrected probabilities."""
-    return scores(p, gold, 1.0)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=str(default_model_path()))
@@ -253,7 +248,7 @@ def main() -> None:
     }
     attempts: dict[str, Any] = {}
     for name, w in fits.items():
-        per_set = {k: emotional_scores(reweight(routed[k], w), gold_of[k]) for k in sets}
+        per_set = {k: scores(reweight(routed[k], w), gold_of[k], 1.0) for k in sets}
         attempts[f"label weights fitted on {name}"] = {
             "weights": dict(zip(EKMAN.labels, np.round(w, 3).tolist(), strict=True)),
             "sets": per_set,
