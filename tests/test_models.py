@@ -137,6 +137,21 @@ def test_models_command_lists_known_models() -> None:
     assert "smollm2-135m-instruct" in table.output and "Gemma Terms" in table.output
 
 
+def test_models_table_prints_the_install_extra_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
+    # rich reads "[llm-gemma]" as a style tag unless the cell is escaped
+    import typer
+
+    from emoscope.cli.llm import register
+
+    rows = [{**r, "installed": False} for r in models.list_models() if r["name"] == "gemma-3-270m"]
+    monkeypatch.setattr(models, "list_models", lambda: rows)
+    app = typer.Typer()
+    register(app)
+    table = CliRunner().invoke(app, ["models"])
+    assert table.exit_code == 0, table.output
+    assert "pip install 'emoscope[llm-gemma]'" in table.output
+
+
 @pytest.fixture(scope="session")
 def smollm2() -> models.CausalLM:
     """The real SmolLM2-135M-Instruct (de-quantised once into the emoscope cache)."""

