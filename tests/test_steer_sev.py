@@ -70,7 +70,7 @@ def test_read_sev_and_prompts(tmp_path: Path) -> None:
     with pytest.raises(EmoscopeError, match=r"bad.jsonl, line 2: expected a JSON object"):
         read_sev(bad)
     bad.write_text("{not json\n", "utf-8")
-    with pytest.raises(EmoscopeError, match="line 1: not JSON"):
+    with pytest.raises(EmoscopeError, match="line 1: invalid JSON"):
         read_sev(bad)
     with pytest.raises(EmoscopeError, match="no such SEV file"):
         read_sev(tmp_path / "missing.jsonl")

@@ -492,27 +492,20 @@ def read_sev(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise EmoscopeError(f"{p}: no such SEV file")
+    from emoscope.datasets._common import BadRows, iter_jsonl
+
     out = []
     expected = "a JSON object with 'scenario' and 'event' {positive, neutral, negative}"
-    with p.open(encoding="utf-8") as fh:
-        for no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EmoscopeError(
-                    f"{p}, line {no}: not JSON ({e.msg}); expected {expected}"
-                ) from None
-            event = rec.get("event") if isinstance(rec, dict) else None
-            if (
-                not isinstance(rec, dict)
-                or not isinstance(rec.get("scenario"), str)
-                or not isinstance(event, dict)
-                or any(not isinstance(event.get(v), str) for v in SEV_VALENCES)
-            ):
-                raise EmoscopeError(f"{p}, line {no}: expected {expected}")
-            out.append(rec)
+    for no, rec in iter_jsonl(p, BadRows(), expected=expected):
+        event = rec.get("event") if isinstance(rec, dict) else None
+        if (
+            not isinstance(rec, dict)
+            or not isinstance(rec.get("scenario"), str)
+            or not isinstance(event, dict)
+            or any(not isinstance(event.get(v), str) for v in SEV_VALENCES)
+        ):
+            raise EmoscopeError(f"{p}, line {no}: expected {expected}")
+        out.append(rec)
     if not out:
         raise EmoscopeError(f"{p}: no scenarios")
     return out
