@@ -404,3 +404,29 @@ def test_emoscope_probe_entry_point(
                       str(tmp_path / "z"), *common], capsys),
         "unknown probe",
     )  # fmt: skip
+
+
+def test_run_probe_reads_activations_under_bf16_autocast(
+    tiny_base_model: Path, mini_data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import emoscope.activations as activations
+
+    seen: list[bool] = []
+    real = activations.extract_activations
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(activations, "extract_activations", spy)
+    kw: dict[str, Any] = {
+        "taxonomy": "ekman", "layers": "2", "max_train": 40, "max_test": 20, "control": False,
+        "data_root": mini_data_root, "n_boot": 20, "batch_size": 16,
+    }  # fmt: skip
+    fp32 = run_probe(str(tiny_base_model), "goemotions", **kw)
+    bf16 = run_probe(str(tiny_base_model), "goemotions", bf16=True, **kw)
+    assert seen == [False, False, True, True]  # train and test split of each run
+    assert fp32.report["bf16_autocast"] is False and bf16.report["bf16_autocast"] is True
+    assert not torch.is_autocast_enabled("cpu")
