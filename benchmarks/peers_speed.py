@@ -23,7 +23,9 @@ labels) on user-style data: ``--shots`` examples per label drawn (``--draws`` se
 GoEmotions train (comments whose labels map to a single Ekman label) and MELD train
 (utterances without context). Test macro-F1 on the matching test split (texts alone) and training
 wall time. SetFit runs in the Python given by ``--setfit-python`` (a separate venv when
-installing SetFit into the project's would change pinned versions).
+installing SetFit into the project's would change pinned versions). A third row,
+``minilm-logreg``, is the floor both fine-tuners start from: logistic regression (scikit-learn
+defaults) on the frozen, normalised all-MiniLM-L6-v2 sentence embeddings of the same draw.
 
 Every part is checkpointed into the results file with the load averages around it; a rerun
 measures only what is missing (or named in ``--redo``), so it can be run in the background and
@@ -54,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "peers_speed.json"
 SPEED = ("emoscope", "hf-pipeline", "optimum-onnx")
 DATASETS = {"goemotions-ekman": ("goemotions", "ekman"), "meld": ("meld", "meld")}
+TRAINERS = ("emoscope", "setfit", "minilm-logreg")
 
 
 # -- speed ------------------------------------------------------------------------------------
@@ -217,7 +220,20 @@ def train_run(system: str, data: str, shots: int, draw: int) -> dict[str, Any]:
             trainer.train()
             train_s = time.perf_counter() - t0
             pred = [str(p) for p in model.predict(texts, batch_size=64)]
-        else:
+        elif system == "minilm-logreg":
+            from sentence_transformers import SentenceTransformer
+            from sklearn.linear_model import LogisticRegression
+
+            from emoscope.base_model import DEFAULT_BASE_MODEL, resolve_base_model
+
+            t0 = time.perf_counter()
+            st = SentenceTransformer(resolve_base_model(DEFAULT_BASE_MODEL).location, device="cpu")
+            x = st.encode([t for t, _ in train], batch_size=64, normalize_embeddings=True)
+            clf = LogisticRegression(max_iter=2000).fit(x, [lab for _, lab in train])
+            train_s = time.perf_counter() - t0
+            xt = st.encode(texts, batch_size=64, normalize_embeddings=True)
+            pred = [str(p) for p in clf.predict(xt)]
+        elif system == "emoscope":
             path = Path(tmp) / "train.csv"
             with path.open("w", newline="", encoding="utf-8") as fh:
                 w = csv.writer(fh)
@@ -249,6 +265,8 @@ def train_run(system: str, data: str, shots: int, draw: int) -> dict[str, Any]:
 
             rec = EncoderRecognizer(Path(tmp) / "model", taxonomy=taxonomy)
             pred = [p.label for p in rec.predict(texts)]
+        else:
+            raise ValueError(f"unknown system {system!r}; expected one of {', '.join(TRAINERS)}")
     return {
         "system": system,
         "data": data,
@@ -316,6 +334,7 @@ def main() -> None:
     ap.add_argument("--shots", default="8,16,64")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--data", default="goemotions-ekman,meld")
+    ap.add_argument("--systems", default=",".join(TRAINERS), help="trainers to run")
     ap.add_argument("--setfit-python", default=sys.executable)
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument(
@@ -332,14 +351,15 @@ def main() -> None:
             res = train_run(system, data, int(shots), int(draw))
         print(json.dumps(res))
         return
+    systems = [s for s in args.systems.split(",") if s]
+    if unknown := sorted(set(systems) - set(TRAINERS)):
+        ap.error(f"unknown --systems {unknown}; expected some of {', '.join(TRAINERS)}")
     names = [] if args.skip_speed else [f"speed:{s}" for s in SPEED]
     if not args.skip_training:
         for draw in range(args.draws):  # every cell gets one draw before any gets a second
             for shots in (int(x) for x in args.shots.split(",")):
                 for data in args.data.split(","):
-                    names += [
-                        f"train:{sys_}:{data}:{shots}:{draw}" for sys_ in ("emoscope", "setfit")
-                    ]
+                    names += [f"train:{sys_}:{data}:{shots}:{draw}" for sys_ in systems]
 
     def run_part(name: str) -> dict[str, Any]:
         kind, *rest = name.split(":")
