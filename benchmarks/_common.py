@@ -19,12 +19,40 @@ from emoscope._io import write_json
 WORK = Path(os.environ.get("EMOSCOPE_BENCH_WORK") or Path.home() / ".cache" / "emoscope" / "bench")
 
 
+#: CPU flags that decide how much bf16 and int8 gain (AMX tiles, AVX-512 BF16 / VNNI).
+_ISA_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f")
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model name and which of the bf16/int8-relevant instruction sets it has
+    (from ``/proc/cpuinfo``; empty where that file does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text("utf-8", errors="replace")
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:
+                break  # the first processor's block is enough
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu_model": fields.get("model name", platform.processor()),
+        "isa": {f: f in flags for f in _ISA_FLAGS},
+    }
+
+
 def machine_info(load_start: Sequence[float], note: str) -> dict[str, Any]:
-    """CPU count, thread setting, niceness, Python, platform and the load averages around a run.
+    """CPU model and instruction sets, CPU count, thread setting, niceness, Python, platform and
+    the load averages around a run.
 
     ``load_start`` is :func:`os.getloadavg` taken before the run; the end value is read now.
     """
     return {
+        **cpu_info(),
         "cpus": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "niceness": os.nice(0),
@@ -189,6 +217,7 @@ def run_parts(
         result["load_average_after"] = [round(x, 2) for x in after]
         result.update(contention(before, after, stat0, stat1))
         result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        result["cpu_model"] = cpu_info().get("cpu_model")
         results[name] = result
         print(name, json.dumps(result)[:400], flush=True)
         write_json(out, {**header, "parts": results})

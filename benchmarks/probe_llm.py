@@ -583,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
         "last-token state of every hidden-state layer, float32 weights, float16 cache",
         "bf16_autocast": args.bf16,
         "precision": "forward passes (activations, persistence, malleability, zero-shot) under "
-        "bf16 autocast (AMX on this CPU; a laptop without AMX gains less), probes trained in "
+        "bf16 autocast (its speed-up depends on the CPU's bf16 instructions, AMX or AVX-512 "
+        "BF16: see machine.isa), probes trained in "
         "float32; bf16_check compares with float32 on the first test texts"
         if args.bf16
         else "float32 forward passes",
