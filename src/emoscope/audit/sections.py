@@ -418,30 +418,27 @@ def steering(target: AuditTarget, config: AuditConfig, ctx: SectionContext) -> d
     target emotion; degenerate replies (empty or looping) are failures before the judge sees
     them (:func:`emoscope.steer.judge_replies`). Fluency: perplexity under the unsteered model
     and the degenerate share. The headline is the best success at matched fluency."""
-    from emoscope.models import autocast
     from emoscope.recognizers.default import load_default_or
     from emoscope.steer import evaluate_steering
 
     sizes = config.resolved_sizes
     lm = target.loaded_model()
     band = steering_band(lm.n_layers)
+    dirs, prompts, source = _steering_inputs(lm, config, band)
     judge = load_default_or(config.judge, log=ctx.say)
     per_emotion: dict[str, Any] = {}
     bar = ctx.bar(len(sizes.steer_emotions), "steering")
-    # the LM's forward passes (directions, generation, perplexity) under the audit's precision
-    with autocast(config.bf16, lm.device):
-        dirs, prompts, source = _steering_inputs(lm, config, band)
-        try:
-            for emo in sizes.steer_emotions:
-                ev = evaluate_steering(
-                    lm, dirs, emo, prompts, alphas=sizes.steer_alphas, layers=band,
-                    positions="last+generated", recognizer=judge, system=NEUTRAL_SYSTEM,
-                    max_new_tokens=sizes.steer_max_new_tokens, batch_size=8,
-                )  # fmt: skip
-                per_emotion[emo] = ev
-                bar.update(1)
-        finally:
-            bar.close()
+    try:
+        for emo in sizes.steer_emotions:
+            ev = evaluate_steering(
+                lm, dirs, emo, prompts, alphas=sizes.steer_alphas, layers=band,
+                positions="last+generated", recognizer=judge, system=NEUTRAL_SYSTEM,
+                max_new_tokens=sizes.steer_max_new_tokens, batch_size=8,
+            )  # fmt: skip
+            per_emotion[emo] = ev
+            bar.update(1)
+    finally:
+        bar.close()
     rows = []
     for i, alpha in enumerate(sizes.steer_alphas):
         pts = [per_emotion[e]["rows"][i] for e in sizes.steer_emotions]
