@@ -88,8 +88,8 @@ def run_probe(
         activations_dir: stream activations to this folder (float16 ``.npy``) instead of RAM.
         zero_shot_backend: a chat backend (see :mod:`emoscope.stimuli`) for the zero-shot
             prompting baseline on the first ``zero_shot_limit`` test texts.
-        bf16: read the activations under CPU bfloat16 autocast (several times faster on CPUs
-            with AMX; float32 weights, the probes themselves are fitted in float32).
+        bf16: read the activations under CPU bfloat16 autocast (faster on CPUs with native
+            bf16, AMX or AVX-512 BF16; float32 weights, the probes are fitted in float32).
         progress: called with short status lines.
     """
     from emoscope.activations import extract_activations, load_model, parse_layers, render_chat
