@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -20,7 +21,38 @@ WORK = Path(os.environ.get("EMOSCOPE_BENCH_WORK") or Path.home() / ".cache" / "e
 
 
 #: CPU flags that decide how much bf16 and int8 gain (AMX tiles, AVX-512 BF16 / VNNI).
-_ISA_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f")
+_ISA_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+
+
+#: Committed gzip copies of benchmark checkpoints (per-item JSONL records), so a run cut by the
+#: end of a session resumes on a new machine from what was committed.
+RAW = Path(__file__).resolve().parent / "results" / "raw"
+
+
+def restore_checkpoint(path: Path, key: str) -> bool:
+    """Write ``results/raw/<key>.gz`` to ``path`` if ``path`` does not exist; whether it did."""
+    copy = RAW / f"{key}.gz"
+    if path.exists() or not copy.is_file():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_bytes(gzip.decompress(copy.read_bytes()))
+    tmp.replace(path)
+    return True
+
+
+def save_checkpoint(path: Path, key: str) -> None:
+    """Keep a gzip copy of the checkpoint ``path`` as ``results/raw/<key>.gz`` (whole lines
+    only; the copy is replaced atomically). Reproducible bytes: no name or time stamp."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    dest = RAW / f"{key}.gz"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".part")
+    tmp.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+    tmp.replace(dest)
 
 
 def cpu_info() -> dict[str, Any]:
@@ -43,6 +75,19 @@ def cpu_info() -> dict[str, Any]:
         "cpu_model": fields.get("model name", platform.processor()),
         "isa": {f: f in flags for f in _ISA_FLAGS},
     }
+
+
+def bf16_note() -> str:
+    """One sentence on what bf16 autocast can gain on this CPU, from its instruction sets."""
+    isa = cpu_info().get("isa", {})
+    if isa.get("amx_bf16"):
+        return "bf16 autocast runs on AMX tiles here; a CPU without AMX gains less"
+    if isa.get("avx512_bf16"):
+        return (
+            "bf16 autocast runs on AVX-512 BF16 here (no AMX); a CPU with AMX gains more, "
+            "one without native bf16 less or nothing"
+        )
+    return "this CPU has no native bf16 instructions; bf16 autocast may be slower than fp32"
 
 
 def machine_info(load_start: Sequence[float], note: str) -> dict[str, Any]:

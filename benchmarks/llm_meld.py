@@ -10,7 +10,7 @@ fitted on a fixed MELD dev subset):
   model, + retrieval) on a fixed subset of whole test dialogues (``--cue-test``, >= 300
   utterances); the summary scores the zero-shot and retrieval rows on the same subset beside it
   and reports the validity rate of the stage-1 JSON;
-* ``lora``, ``lora-r``, ``lora-r-c``: a LoRA adapter (r = 32, all linear layers, bf16 autocast)
+* ``lora``, ``lora-r``, ``lora-r-c``: a LoRA adapter (r = 32, all linear layers)
   trained on a fixed subset of whole MELD train dialogues (``--train-n``, >= 2,000
   utterances) with the plain prompt, with retrieval in the training and test prompts, and with
   PRC-Emo's speaker-weighted 2-bucket curriculum; all of MELD test. Held-out answer loss on the
@@ -51,7 +51,14 @@ from typing import Any
 
 import numpy as np
 
-from _common import WORK, machine_info
+from _common import (
+    WORK,
+    bf16_note,
+    cpu_info,
+    machine_info,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from emoscope._io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,12 +84,6 @@ REFERENCES = {
     "PRC-Emo, Qwen3-8B (Li et al., AAAI 2026, Table 3)": {"weighted_f1": 0.7044},
     "plain LoRA, Qwen3-8B (Li et al., AAAI 2026, Table 3)": {"weighted_f1": 0.6872},
 }
-NOTE = (
-    "2-core machine shared with ~5 other engineers' jobs (one other background LLM job ran "
-    "beside this one); 1 torch thread at nice 19, so seconds per utterance are inflated "
-    "(load averages in the JSON). bf16 autocast is used because this CPU has AMX; a laptop "
-    "without AMX gains less from it."
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,12 +222,34 @@ def row_metrics(
     return out
 
 
-def summarise(work: Path, setup: dict[str, Any]) -> dict[str, Any]:
-    """The results JSON from the checkpoints in ``work`` (unfinished rows marked, with n)."""
+def summarise(
+    work: Path, setup: dict[str, Any], previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The results JSON from the checkpoints in ``work`` (unfinished rows marked, with n).
+
+    A row of ``previous`` (the results file as committed) is kept where ``work`` holds fewer
+    of its test records than it counted: the machine an earlier run used may be gone, and its
+    rows must not be replaced by an empty or shorter run. Each row names its machine."""
+    previous = previous or {}
+    prev_rows = previous.get("rows", {})
     rows: dict[str, Any] = {}
     planned = setup["planned"]
+
+    def keep(name: str, n_local: int) -> bool:
+        old = prev_rows.get(name)
+        if not old or old.get("n", 0) == 0 or n_local >= old["n"]:
+            return False
+        rows[name] = {
+            **old,
+            "machine": old.get("machine", previous.get("machine")),
+            "summarised_at": old.get("summarised_at", previous.get("summarised_at")),
+        }
+        return True
+
     for name in ORDER:
         test = read_records(work / f"{name}.test.jsonl")
+        if keep(name, len(test)):
+            continue
         dev = read_records(work / f"{name}.dev.jsonl")
         n_test = planned["cue-subset" if ROWS[name]["test"] == "cue-subset" else "test"]
         dev_planned = planned["cue-dev" if name == "cues" else "dev"]
@@ -238,26 +261,43 @@ def summarise(work: Path, setup: dict[str, Any]) -> dict[str, Any]:
             entry["training"] = json.loads(train.read_text("utf-8"))
         elif (work / name / "ckpt" / "trainer_state.pt").is_file():
             entry["training"] = {"status": "unfinished (epoch checkpoint saved)"}
+        machine = work / f"{name}.machine.json"
+        if machine.is_file():
+            entry["machine"] = json.loads(machine.read_text("utf-8"))
         rows[name] = entry
     # zero-shot and retrieval on the cue subset, beside the cues row.
     cue_ids = set(setup["cue_test_ids"])
     for name in ("zero-shot", "retrieval"):
         test = [r for r in read_records(work / f"{name}.test.jsonl") if r["id"] in cue_ids]
+        if keep(f"{name} @ cue subset", len(test)):
+            continue
         dev = read_records(work / f"{name}.dev.jsonl")
         rows[f"{name} @ cue subset"] = {
             **ROWS[name],
             "test": "cue-subset",
             **row_metrics(test, dev if len(dev) >= planned["dev"] else [], len(cue_ids)),
         }
-    precision = work / "precision.json"
     return {
         "setup": {k: v for k, v in setup.items() if not k.endswith("_ids")},
-        "precision": json.loads(precision.read_text("utf-8")) if precision.is_file() else None,
+        "precision": _precision_runs(work / "precision.json", previous.get("precision")),
         "rows": rows,
         "references": REFERENCES,
-        "machine": machine_info(os.getloadavg(), NOTE),
+        "machine": machine_info(os.getloadavg(), "where --summarise ran; each row names its own"),
         "summarised_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _precision_runs(local: Path, previous: Any) -> list[dict[str, Any]]:
+    """The fp32-vs-bf16 checks, one per CPU model: the committed ones (an older file held one
+    check as a dict, from a machine whose model it did not record) and this work folder's,
+    which replaces a committed check of the same CPU."""
+    runs = [previous] if isinstance(previous, dict) else list(previous or [])
+    runs = [{"cpu_model": "not recorded (an earlier session's Intel Xeon with AMX)", **r}
+            for r in runs]  # fmt: skip
+    if local.is_file():
+        new = json.loads(local.read_text("utf-8"))
+        runs = [r for r in runs if r["cpu_model"] != new.get("cpu_model")] + [new]
+    return runs
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -324,9 +364,17 @@ class PeakRSS:
 
 
 def run_phase(
-    rec: Any, data: Any, path: Path, log: Callable[[str], None], min_chunk: int = 16
+    rec: Any,
+    data: Any,
+    path: Path,
+    log: Callable[[str], None],
+    min_chunk: int = 16,
+    keep: str | None = None,
 ) -> None:
-    """Score every utterance of ``data`` not yet in ``path``, a few dialogues at a time."""
+    """Score every utterance of ``data`` not yet in ``path``, a few dialogues at a time; with
+    ``keep``, a committed copy of the checkpoint (``results/raw/<keep>.gz``) is refreshed at
+    most every 5 minutes and at the end."""
+    saved = time.monotonic()
     done = {r["id"] for r in read_records(path)}
     total = len(data)
     for chunk in todo_chunks(data, done, min_chunk):
@@ -356,6 +404,11 @@ def run_phase(
         append_records(path, records)
         done |= {r["id"] for r in records}
         log(f"{path.name}: {len(done)}/{total} ({seconds / len(preds):.2f} s/utt)")
+        if keep and time.monotonic() - saved > 300:
+            save_checkpoint(path, keep)
+            saved = time.monotonic()
+    if keep:
+        save_checkpoint(path, keep)
 
 
 def _recognizer(
@@ -381,7 +434,13 @@ def _recognizer(
 
 
 def train_row(
-    name: str, args: argparse.Namespace, work: Path, train: Any, dev: Any, log: Any
+    name: str,
+    args: argparse.Namespace,
+    work: Path,
+    train: Any,
+    dev: Any,
+    log: Any,
+    bf16: bool,
 ) -> Path:
     """Train (or resume) the LoRA adapter of a row; its folder."""
     from emoscope.labels import get_taxonomy
@@ -405,7 +464,7 @@ def train_row(
         grad_accum=2,
         max_seq_len=1024,
         device="cpu",
-        bf16_autocast=not args.fp32,
+        bf16_autocast=bf16,
         seed=args.seed,
     )
     store = (
@@ -458,6 +517,10 @@ def train_row(
     return adapter
 
 
+def _row_machine(load0: Sequence[float], note: str, bf16: bool) -> dict[str, Any]:
+    return {**machine_info(load0, note), "bf16_autocast": bf16}
+
+
 def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any, log: Any) -> None:
     """fp32 vs bf16 autocast on a small sample: label scores (agreement, s/utt) and LoRA step
     time (items/s); written to ``precision.json`` once."""
@@ -504,7 +567,8 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
         res[f"lora_{tag}_loss"] = log_["epochs"][0]["mean_loss"]
     res["threads"] = args.threads
     res["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    res["note"] = "AMX bf16 on this CPU; a laptop without AMX gains less"
+    res["note"] = bf16_note()
+    res["cpu_model"] = cpu_info().get("cpu_model", "")
     write_json(out, res)
     log(f"precision: {json.dumps(res)}")
 
@@ -523,9 +587,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--precision-n", type=int, default=24)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    ap.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="bf16 autocast or float32; auto: bf16 where the CPU has native bf16 matrix "
+        "arithmetic (it is emulated, and tens of times slower, elsewhere)",
+    )
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--summarise", action="store_true")
+    ap.add_argument(
+        "--machine-note",
+        default="2 CPU cores; the load averages show what else ran",
+        help="what else ran on the machine, recorded with each row",
+    )
     args = ap.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     bad = [r for r in rows if r not in ROWS]
@@ -570,7 +645,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "lr": 3e-4,
             "max_seq_len": 1024,
         },
-        "bf16_autocast": not args.fp32,
         "threads": args.threads,
         "seed": args.seed,
         "cue_max_new_tokens": 160,
@@ -590,7 +664,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summarise:
         if saved.is_file():
             setup = json.loads(saved.read_text("utf-8"))
-        results = summarise(work, setup)
+        previous = json.loads(RESULTS.read_text("utf-8")) if RESULTS.is_file() else None
+        results = summarise(work, setup, previous)
         write_json(RESULTS, results)
         print(markdown_table(results))
         print(f"wrote {RESULTS}")
@@ -604,20 +679,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(time.strftime("%H:%M:%S"), msg, flush=True)
 
-    bf16 = not args.fp32
+    from emoscope.recognizers.precision import bf16_native
+
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and bf16_native())
+    log(f"bf16 autocast: {bf16} ({bf16_note()})")
+    tag = f"llm_meld/{work.name}"
+    phases = {
+        name: {
+            "dev": (cue_dev if name == "cues" else dev),
+            "test": (cue_test if ROWS[name]["test"] == "cue-subset" else test),
+        }
+        for name in rows
+    }
+    for name in rows:
+        for phase in ("dev", "test"):
+            restore_checkpoint(work / f"{name}.{phase}.jsonl", f"{tag}/{name}.{phase}.jsonl")
+        for extra in (f"{name}.machine.json", f"{name}/train.json"):
+            restore_checkpoint(work / extra, f"{tag}/{extra}")
+    restore_checkpoint(work / "precision.json", f"{tag}/precision.json")
     precision_check(args, work, test, train, log)
+    save_checkpoint(work / "precision.json", f"{tag}/precision.json")
     for name in rows:
         row = ROWS[name]
+        done = {
+            p: {r["id"] for r in read_records(work / f"{name}.{p}.jsonl")} for p in phases[name]
+        }
+        if all({e.id for e in phases[name][p].examples} <= done[p] for p in phases[name]):
+            log(f"row {name}: done")
+            continue
+        if (work / name / "train.json").is_file() and not (work / name / "adapter").is_dir():
+            # a training summary restored from a committed copy, but its adapter is gone
+            (work / name / "train.json").unlink()
         log(f"row {name}")
+        load0 = os.getloadavg()
+        write_json(work / f"{name}.machine.json", _row_machine(load0, args.machine_note, bf16))
         model = args.model
         if "curriculum" in row:
-            model = str(train_row(name, args, work, train, dev, log))
+            model = str(train_row(name, args, work, train, dev, log, bf16))
+            save_checkpoint(work / name / "train.json", f"{tag}/{name}/train.json")
         rec = _recognizer(model, row, work, bf16, args.data_root)
-        run_phase(rec, cue_dev if name == "cues" else dev, work / f"{name}.dev.jsonl", log)
-        run_phase(
-            rec, cue_test if row["test"] == "cue-subset" else test, work / f"{name}.test.jsonl", log
-        )
+        for phase in ("dev", "test"):
+            path = work / f"{name}.{phase}.jsonl"
+            run_phase(rec, phases[name][phase], path, log, keep=f"{tag}/{path.name}")
         del rec
+        write_json(work / f"{name}.machine.json", _row_machine(load0, args.machine_note, bf16))
+        save_checkpoint(work / f"{name}.machine.json", f"{tag}/{name}.machine.json")
     log("all rows done")
     return 0
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import WORK, machine_info
+from _common import WORK, bf16_note, machine_info, restore_checkpoint, save_checkpoint
 from emoscope._io import write_json
 
 OUT = Path(__file__).resolve().parent / "results" / "stimuli_llm.json"
@@ -190,6 +190,11 @@ def main() -> None:
     ap.add_argument("--eqbench-limit", type=int, default=171)
     ap.add_argument("--eqbench-models", default="smollm2-135m-instruct,gemma-3-270m")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--machine-note",
+        default="2 CPU cores; the load averages show what else ran",
+        help="what else ran on the machine, recorded in the results",
+    )
     args = ap.parse_args()
 
     import torch
@@ -201,13 +206,21 @@ def main() -> None:
     load0 = os.getloadavg()
     work = WORK / "stimuli_llm"
     work.mkdir(parents=True, exist_ok=True)
+    # Per-item checkpoints, restored from their committed copies on a new machine.
+    kept = ["emotion.jsonl", "emotion_content_free.json", "emobench-eu.jsonl", "emobench-ea.jsonl"]
+    for name in kept:
+        restore_checkpoint(work / name, f"stimuli_llm/{name}")
     stimuli = load_stimuli("emotionprompt,negativeprompt")
     cache = work / "responses.sqlite"
-    backend = HFBackend(args.model, device="cpu", batch_size=32, bf16_autocast=True, cache=cache)
+    from emoscope.recognizers.precision import bf16_native
+
+    # bf16 autocast only where the CPU multiplies bf16 natively: emulated, it is far slower.
+    bf16 = bf16_native()
+    backend = HFBackend(args.model, device="cpu", batch_size=32, bf16_autocast=bf16, cache=cache)
     result: dict[str, Any] = {
         "model": args.model,
         "scoring": "label (choice log-likelihood; EmoBench: choice letters, lm-eval MMLU style; "
-        "emotion: the label words), bf16 autocast",
+        f"emotion: the label words), {'bf16 autocast' if bf16 else 'float32'}",
         "significance": "exact McNemar per stimulus vs plain prompt; 'significance' uncorrected "
         "(* p<0.05), 'significance_holm' Holm-corrected over the 21 stimuli of a task",
         "anchors_relative_change": ANCHORS,
@@ -216,11 +229,11 @@ def main() -> None:
 
     def save() -> None:
         result["machine"] = machine_info(
-            load0,
-            "2 cores shared with other engineers' jobs (another LLM job, nice 19); "
-            f"torch threads {args.threads}",
+            load0, f"{args.machine_note}; torch threads {args.threads}; {bf16_note()}"
         )
         write_json(OUT, result)
+        for name in kept:
+            save_checkpoint(work / name, f"stimuli_llm/{name}")
 
     stop = _deadline(args.until)
     emotion = load_task("emotion")
@@ -251,12 +264,19 @@ def main() -> None:
         if time.time() > stop:
             break
     # EQ-Bench v2: official generation-based scoring and the expected-value variant.
+    # A model's EQ-Bench figures from an earlier run at the same size are kept, not redone.
+    earlier = json.loads(OUT.read_text("utf-8")).get("eqbench", {}) if OUT.is_file() else {}
     result["eqbench"] = {}
     for name in args.eqbench_models.split(","):
+        old = earlier.get(name, {})
+        if old.get("official", {}).get("n_questions") == args.eqbench_limit:
+            result["eqbench"][name] = old
+            continue
+        t_start = time.time()
         be = (
             backend
             if name == args.model
-            else HFBackend(name, device="cpu", batch_size=8, bf16_autocast=True, cache=cache)
+            else HFBackend(name, device="cpu", batch_size=8, bf16_autocast=bf16, cache=cache)
         )
         off = run_eqbench(be, root=DATA, limit=args.eqbench_limit)
         from emoscope.datasets import load_eqbench
@@ -280,6 +300,8 @@ def main() -> None:
                 for a, q in zip(raw[:10], off["question_scores"][:10], strict=True)
             ],
             "expected_value": {k: ev[k] for k in ("score", "parseable", "n_questions")},
+            "wall_seconds": round(time.time() - t_start, 1),
+            "cpu_model": machine_info(load0, "")["cpu_model"],
         }
         save()
     print(json.dumps({k: v for k, v in result.items() if k != "tasks"}, indent=1)[:3000])

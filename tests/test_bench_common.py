@@ -54,3 +54,31 @@ def test_run_grid_writes_after_each_run_and_resumes(tmp_path: Path) -> None:
     assert calls[3:] == [("a", 1)]
     assert json.loads(out.read_text())["runs"] == [{"v": "a", "seed": 1, "score": 0.01}]
     assert summary["a"]["seeds"] == [1]
+
+
+def test_a_checkpoint_copy_keeps_whole_lines_and_restores_only_a_missing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(common, "RAW", tmp_path / "raw")
+    ckpt = tmp_path / "work" / "rows.jsonl"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b'{"id": 1}\n{"id": 2}\n{"id": 3, "cut')  # a write cut mid-line
+    common.save_checkpoint(ckpt, "bench/rows.jsonl")
+    copy = tmp_path / "raw" / "bench" / "rows.jsonl.gz"
+    first = copy.read_bytes()
+    common.save_checkpoint(ckpt, "bench/rows.jsonl")
+    assert copy.read_bytes() == first  # reproducible bytes: no time stamp in the gzip header
+    assert not common.restore_checkpoint(ckpt, "bench/rows.jsonl")  # the file exists: kept
+    ckpt.unlink()
+    assert common.restore_checkpoint(ckpt, "bench/rows.jsonl")
+    assert ckpt.read_bytes() == b'{"id": 1}\n{"id": 2}\n'
+    assert not common.restore_checkpoint(tmp_path / "other.jsonl", "bench/none.jsonl")
+    common.save_checkpoint(tmp_path / "missing.jsonl", "bench/missing.jsonl")  # nothing to keep
+    assert not (tmp_path / "raw" / "bench" / "missing.jsonl.gz").exists()
+
+
+def test_bf16_note_names_what_the_cpu_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    for isa, word in (({"amx_bf16": True}, "AMX tiles"), ({"avx512_bf16": True}, "no AMX"),
+                      ({}, "no native bf16")):  # fmt: skip
+        monkeypatch.setattr(common, "cpu_info", lambda isa=isa: {"isa": isa})
+        assert word in common.bf16_note()

@@ -88,6 +88,42 @@ def test_summary_calibrates_on_dev_and_marks_unfinished_rows(tmp_path: Path) -> 
     json.dumps(out)  # JSON-ready
 
 
+def test_summary_keeps_committed_rows_that_the_local_run_has_fewer_records_of(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(2)
+    setup = {
+        "planned": {"test": 300, "cue-subset": 10, "dev": 200, "cue-dev": 5, "train": 50},
+        "cue_test_ids": [str(i) for i in range(10)],
+    }
+    llm_meld.append_records(tmp_path / "zero-shot.dev.jsonl", _records(200, rng, 0.0))
+    llm_meld.append_records(tmp_path / "zero-shot.test.jsonl", _records(300, rng, 0.0))
+    llm_meld.append_records(tmp_path / "cues.test.jsonl", _records(5, rng, 0.0))
+    (tmp_path / "zero-shot.machine.json").write_text('{"cpu_model": "here"}')
+    old_row = {"n": 155, "n_planned": 10, "status": "unfinished", "raw": {"weighted_f1": 0.26}}
+    previous = {
+        "rows": {"cues": old_row, "zero-shot": {"n": 100}, "lora": {"n": 0}},
+        "machine": {"cpu_model": "earlier"},
+        "summarised_at": "2026-01-01T00:00:00Z",
+        "precision": {"argmax_agreement": 0.9},
+    }
+    out = llm_meld.summarise(tmp_path, setup, previous)
+    # 5 local cue records < 155 committed: the committed row stays, naming its machine.
+    assert out["rows"]["cues"] == {
+        **old_row,
+        "machine": {"cpu_model": "earlier"},
+        "summarised_at": "2026-01-01T00:00:00Z",
+    }
+    # 300 local zero-shot records >= 100 committed: the local run wins, with its machine.
+    assert out["rows"]["zero-shot"]["n"] == 300
+    assert out["rows"]["zero-shot"]["machine"] == {"cpu_model": "here"}
+    assert out["rows"]["lora"]["n"] == 0  # an empty committed row is not kept over nothing
+    assert out["precision"] == [  # no local precision check: the committed one, its CPU unknown
+        {"cpu_model": "not recorded (an earlier session's Intel Xeon with AMX)",
+         "argmax_agreement": 0.9}
+    ]  # fmt: skip
+
+
 def test_scored_rows_on_a_tiny_llama_resume_per_dialogue(
     tiny_llama: Path, mini_data_root: Path, tmp_path: Path
 ) -> None:
@@ -120,8 +156,11 @@ def test_scored_rows_on_a_tiny_llama_resume_per_dialogue(
 def test_every_row_runs_and_resumes_on_a_tiny_llama(
     tiny_llama: Path, mini_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import _common
+
     monkeypatch.setattr(llm_meld, "WORK", tmp_path / "work")
     monkeypatch.setattr(llm_meld, "RESULTS", tmp_path / "llm_meld.json")
+    monkeypatch.setattr(_common, "RAW", tmp_path / "raw")
     args = [
         "--model", str(tiny_llama), "--data-root", str(mini_data_root), "--test-limit", "8",
         "--cue-test", "4", "--dev-n", "4", "--cue-dev-n", "3", "--train-n", "12",
@@ -140,10 +179,25 @@ def test_every_row_runs_and_resumes_on_a_tiny_llama(
     assert train["epochs"][0]["items"] < train["train_examples"]  # curriculum
     assert all("held_out_loss" in e for e in train["epochs"])
     assert train["peak_rss_mb_this_run"] > 0 and train["train_examples_per_second"] > 0
-    assert out["precision"]["argmax_agreement"] >= 0
+    (check,) = out["precision"]
+    assert check["argmax_agreement"] >= 0 and check["cpu_model"]
     # A rerun finds everything done; other settings in the same folder are refused.
     assert llm_meld.main(args) == 0
     assert llm_meld.main([*args, "--epochs", "3"]) == 2
+    # On a new machine (the work folder gone) the committed copies bring every row back:
+    # nothing is trained or scored again.
+    kept = [p.name for p in (tmp_path / "raw").rglob("*.gz")]
+    assert {"lora.test.jsonl.gz", "lora.dev.jsonl.gz", "train.json.gz"} <= set(kept)
+    import shutil
+
+    shutil.rmtree(tmp_path / "work")
+    monkeypatch.setattr(llm_meld, "train_row", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(llm_meld, "run_phase", lambda *a, **k: pytest.fail("scored again"))
+    assert llm_meld.main(args) == 0
+    llm_meld.main([*args, "--summarise"])
+    again = json.loads((tmp_path / "llm_meld.json").read_text())
+    assert again["rows"]["lora-r-c"]["training"] == train
+    assert again["rows"]["lora"]["calibrated"] == out["rows"]["lora"]["calibrated"]
 
 
 def test_markdown_table_marks_unfinished_rows(tmp_path: Path) -> None:

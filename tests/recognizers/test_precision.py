@@ -23,6 +23,17 @@ def test_auto_follows_the_cpu(monkeypatch) -> None:
     assert precision.default_backend() == "torch"
 
 
+def test_llm_autocast_defaults_follow_the_cpu(monkeypatch) -> None:
+    from emoscope.audit import AuditConfig
+
+    for native in (True, False):
+        monkeypatch.setattr(precision, "bf16_native", lambda native=native: native)
+        assert precision.resolve_bf16(None) is native
+        assert AuditConfig().bf16 is native  # resolved once, so cache keys name the real choice
+        assert precision.resolve_bf16(True) is True and precision.resolve_bf16(False) is False
+        assert AuditConfig(bf16=not native).bf16 is (not native)
+
+
 def test_env_overrides_and_is_checked(monkeypatch) -> None:
     monkeypatch.setattr(precision, "bf16_native", lambda: True)
     monkeypatch.setenv("EMOSCOPE_BACKEND", "torch")

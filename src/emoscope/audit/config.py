@@ -142,7 +142,9 @@ class AuditConfig:
         data_root: where the datasets are (default: emoscope's data root).
         meld_limit: overrides ``sizes.meld_limit`` (``--limit``).
         seed: random seed (probes, steering).
-        bf16: bfloat16 autocast for the hf backend's scoring and generation.
+        bf16: bfloat16 autocast for the hf backend's scoring and generation; ``None`` (default):
+            where the CPU has native bf16 (:func:`emoscope.recognizers.precision.resolve_bf16`),
+            resolved when the config is made.
         judge: recogniser judging steered replies (default: emoscope's default recogniser).
     """
 
@@ -152,11 +154,15 @@ class AuditConfig:
     data_root: str | None = None
     meld_limit: int | None = None
     seed: int = 0
-    bf16: bool = True
+    bf16: bool | None = None
     judge: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.bf16 is None:
+            from emoscope.recognizers.precision import resolve_bf16
+
+            object.__setattr__(self, "bf16", resolve_bf16(None))
         if self.size not in SIZES:
             raise EmoscopeError(f"unknown size {self.size!r}; expected one of: {', '.join(SIZES)}")
         unknown = [s for s in self.sections if s not in SECTIONS]

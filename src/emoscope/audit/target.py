@@ -105,10 +105,12 @@ def open_target(
     api_key: str | None = None,
     timeout: float = 120.0,
     cache: str | Path | None = None,
-    bf16: bool = True,
+    bf16: bool | None = None,
     batch_size: int = 16,
 ) -> AuditTarget:
     """Load the model (``hf``) or check that the server answers (``openai``).
+
+    ``bf16``: autocast for the hf backend; ``None`` where the CPU has native bf16.
 
     Raises:
         EmoscopeError: an unknown backend or model, weights that are not a causal LM, or a
@@ -122,7 +124,9 @@ def open_target(
         raise EmoscopeError("no model given; expected a short name, folder, .gguf file or Hub id")
     if backend == "hf":
         from emoscope.llm.hf import HFBackend
+        from emoscope.recognizers.precision import resolve_bf16
 
+        bf16 = resolve_bf16(bf16)
         if base_url is not None:
             raise EmoscopeError("--base-url is for --backend openai")
         try:

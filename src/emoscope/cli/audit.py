@@ -82,8 +82,13 @@ def audit_command(
         ),
     ] = None,
     bf16: Annotated[
-        bool, typer.Option("--bf16/--fp32", help="hf: bfloat16 autocast for inference.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--bf16/--fp32",
+            help="hf: bfloat16 autocast for inference [default: where the CPU has native bf16].",
+            show_default=False,
+        ),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(min=1, help="Torch threads.", show_default=False)
     ] = None,
@@ -107,6 +112,7 @@ def audit_command(
         bf16=bf16,
         judge=judge,
     )
+    bf16 = config.bf16  # auto resolved
     folder = out or Path("runs", "audit", slug(Path(model.rstrip("/")).name, "model"))
     check_writable(folder, folder=True)
     if threads is not None:

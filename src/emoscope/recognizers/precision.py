@@ -27,6 +27,7 @@ __all__ = [
     "bf16_native",
     "default_backend",
     "int8_linear_copy",
+    "resolve_bf16",
 ]
 
 _ENV = "EMOSCOPE_BACKEND"
@@ -40,6 +41,13 @@ def bf16_native() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def resolve_bf16(bf16: bool | None) -> bool:
+    """``bf16`` itself, or for ``None`` (auto) whether this CPU multiplies bf16 natively: where
+    it is emulated, autocast makes a small LLM several times slower (measured on an AVX2-only
+    CPU: 0.6 against 16 GFLOP/s for a 74 x 576 x 1536 product on one thread)."""
+    return bf16_native() if bf16 is None else bool(bf16)
 
 
 def default_backend() -> str:
