@@ -528,9 +528,13 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
     if out.is_file():
         return
     from emoscope.llm.sft import SFTConfig, build_examples, train_lora
+    from emoscope.recognizers.precision import bf16_native
 
-    sample = test.limit(args.precision_n)
-    res: dict[str, Any] = {"n_utterances": len(sample)}
+    # Emulated bf16 (no native instructions) is tens of times slower: a smaller sample there.
+    native = bf16_native()
+    sample = test.limit(args.precision_n if native else max(1, args.precision_n // 4))
+    n_lora = 16 if native else 4
+    res: dict[str, Any] = {"n_utterances": len(sample), "bf16_native": native}
     scores = {}
     for bf16 in (False, True):
         rec = _recognizer(args.model, ROWS["zero-shot"], work, bf16, args.data_root)
@@ -540,6 +544,7 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
         tag = "bf16" if bf16 else "fp32"
         res[f"{tag}_seconds_per_utterance"] = (time.perf_counter() - t0) / len(preds)
         scores[tag] = np.array([[p.cues["label_logprobs"][lab] for lab in LABELS] for p in preds])
+        log(f"precision: {tag} {res[f'{tag}_seconds_per_utterance']:.2f} s/utt")
         del rec
     diff = np.abs(scores["fp32"] - scores["bf16"])
     res["max_abs_logprob_diff"] = float(diff.max())
@@ -547,8 +552,9 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
     res["argmax_agreement"] = float(np.mean(scores["fp32"].argmax(1) == scores["bf16"].argmax(1)))
     ex = build_examples(
         SFTConfig(base_model=args.model, prompt="zero-shot", retrieve=0, curriculum="none"),
-        data=train.limit(16),
-    )[:16]
+        data=train.limit(n_lora),
+    )[:n_lora]
+    res["n_lora_examples"] = len(ex)
     for bf16 in (False, True):
         cfg = SFTConfig(
             base_model=args.model,
@@ -565,6 +571,7 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
         tag = "bf16" if bf16 else "fp32"
         res[f"lora_{tag}_examples_per_second"] = log_["epochs"][0]["examples_per_second"]
         res[f"lora_{tag}_loss"] = log_["epochs"][0]["mean_loss"]
+        log(f"precision: LoRA {tag} {res[f'lora_{tag}_examples_per_second']:.3f} examples/s")
     res["threads"] = args.threads
     res["load_average"] = [round(x, 2) for x in os.getloadavg()]
     res["note"] = bf16_note()
