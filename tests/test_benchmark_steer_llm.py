@@ -33,7 +33,15 @@ def test_grid_points_resume_per_emotion_and_drop_a_cut_chunk(tmp_path: Path) -> 
     with path.open("a") as f:
         f.write(json.dumps({"prompt_id": 0, "target": "fear", "reply": "half"}) + "\n")
     calls.clear()
-    rows = steer_llm.run_chunks(path, ["joy", "fear", "anger"], 3, make)
+    kept: list[int] = []
+    rows = steer_llm.run_chunks(
+        path,
+        ["joy", "fear", "anger"],
+        3,
+        make,
+        lambda: kept.append(len(path.read_text().splitlines())),
+    )
+    assert kept == [6, 9]  # a copy is kept after each finished chunk
     assert calls == ["fear", "anger"]  # joy was done; the half fear chunk is redone
     assert [r["target"] for r in rows] == ["joy"] * 3 + ["fear"] * 3 + ["anger"] * 3
     assert "half" not in path.read_text()
