@@ -224,3 +224,36 @@ def test_a_run_cut_inside_an_epoch_continues_at_the_next_micro_batch(
     for a, b in zip(resumed["epochs"], full["epochs"], strict=True):
         assert a["mean_loss"] == pytest.approx(b["mean_loss"], rel=1e-4)
     assert resumed["loss_after"] == pytest.approx(full["loss_after"], rel=1e-4)
+
+
+def test_answer_loss_equals_the_full_models_loss_with_the_head_only_where_answers_are(
+    tiny_llama: Path, tokenizer: object
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from emoscope.llm.sft import _collate, answer_loss
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    # rows of different lengths: right padding puts their answers at different positions
+    encoded = [encode_example(tokenizer, e.messages, e.response, 512)[:2] for e in examples(3)]
+    ids, labels = encoded[1]
+    encoded[1] = ([*ids[:4], *ids], [-100] * 4 + labels)  # a longer prompt
+    batch = _collate(encoded, int(tokenizer.pad_token_id))
+    assert len({len(x) for x, _ in encoded}) > 1
+    seen: list[int] = []
+    hook = model.lm_head.register_forward_hook(lambda m, i, o: seen.append(o.shape[1]))
+    try:
+        fast = answer_loss(model, batch)
+        fast.backward()
+        grad_fast = model.model.layers[0].mlp.up_proj.weight.grad.clone()
+        model.zero_grad()
+        full = model(**batch).loss
+        full.backward()
+        grad_full = model.model.layers[0].mlp.up_proj.weight.grad
+    finally:
+        hook.remove()
+    assert torch.allclose(fast, full, atol=1e-5)
+    assert torch.allclose(grad_fast, grad_full, atol=1e-5)
+    n_answer_positions = int((batch["labels"][:, 1:] != -100).any(0).sum())
+    assert seen[0] == n_answer_positions < batch["input_ids"].shape[1] - 1

@@ -326,6 +326,30 @@ def _collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> Any:
+    """The mean cross-entropy over a batch's answer tokens, as ``model(**batch).loss`` gives it,
+    with the vocabulary projection computed only at the positions that predict an answer token
+    (the union over the batch's rows). For a 200-token prompt and a 3-token answer, that skips
+    nearly all of the LM head's forward and backward work, a large share of a small model's
+    step when its vocabulary is big (SmolLM2-135M projects 576 dimensions onto 49,152 tokens).
+    ``reduction="sum"`` gives the sum instead."""
+    import torch
+
+    labels = batch["labels"]
+    target = labels[:, 1:]
+    keep = (target != -100).any(0).nonzero().squeeze(1)  # positions predicting an answer token
+    out = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep
+    )
+    logits = out.logits.float()
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)),
+        target[:, keep].reshape(-1),
+        ignore_index=-100,
+        reduction=reduction,
+    )
+
+
 def response_loss(
     model: Any, encoded: Sequence[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 4
 ) -> float:
@@ -340,17 +364,8 @@ def response_loss(
         for start in range(0, len(encoded), batch_size):
             batch = _collate(encoded[start : start + batch_size], pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            logits = logits.logits[:, :-1].float()
-            target = batch["labels"][:, 1:]
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)),
-                target.reshape(-1),
-                ignore_index=-100,
-                reduction="sum",
-            )
-            total += float(loss)
-            count += int((target != -100).sum())
+            total += float(answer_loss(model, batch, reduction="sum"))
+            count += int((batch["labels"][:, 1:] != -100).sum())
     model.train(was_training)
     return total / max(count, 1)
 
@@ -538,7 +553,7 @@ def train_lora(
                 batch = _collate([encoded[i] for i in chunk], pad_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 with autocast(config.bf16_autocast, device):
-                    loss = model(**batch).loss
+                    loss = answer_loss(model, batch)
                 (loss / config.grad_accum).backward()
                 losses.append(float(loss.detach()))
                 if (m + 1) % config.grad_accum == 0 or m == len(micro) - 1:
