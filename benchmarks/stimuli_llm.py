@@ -100,6 +100,8 @@ def _ab_stage(backend: Any, task: Any, stimuli: list[Any], ckpt: Path, stop: flo
     res["items_scored"] = ids
     res["median_seconds_per_item"] = sorted(done[i]["seconds"] for i in ids)[len(ids) // 2]
     res["diagnostics"] = _diagnostics([done[i] for i in ids])
+    if len(ids) > 1:
+        res["diagnostics"]["position_prior"] = position_prior_check([done[i] for i in ids])
     return res
 
 
@@ -149,6 +151,35 @@ def _content_free(
         )
     )  # fmt: skip
     return res
+
+
+def position_prior_check(rows: list[dict[str, Any]], condition: str = "baseline") -> dict:
+    """Whether the choices carry anything beyond a preference for a letter: the accuracy of
+    ``condition`` after each choice position's mean log-likelihood over the *other* items
+    (leave-one-out, so no item calibrates itself) is subtracted, beside the accuracy of a
+    uniform guess (an item counts as right only if all of its questions are)."""
+    n_q = len(rows[0]["answers"])
+    right = np.ones(len(rows))
+    chance = np.ones(len(rows))
+    for qi in range(n_q):
+        ll = [np.asarray(r["loglik"][condition][qi], dtype=float) for r in rows]
+        width = max(len(x) for x in ll)
+        table = np.full((len(rows), width), np.nan)
+        for i, x in enumerate(ll):
+            table[i, : len(x)] = x
+        total, count = np.nansum(table, 0), (~np.isnan(table)).sum(0)
+        for i, x in enumerate(ll):
+            k = len(x)
+            others = np.maximum(count[:k] - 1, 1)
+            prior = (total[:k] - x) / others
+            right[i] *= int(np.argmax(x - prior)) == rows[i]["answers"][qi]
+            chance[i] *= 1.0 / k
+    return {
+        "condition": condition,
+        "accuracy_position_prior_removed": float(right.mean()),
+        "accuracy_uniform_guess": float(chance.mean()),
+        "method": "each choice position's mean log-likelihood over the other items subtracted",
+    }
 
 
 def _diagnostics(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -67,3 +67,22 @@ def test_ab_stage_stops_at_the_deadline_with_nothing_scored(tmp_path: Path) -> N
         BiasedScorer({}), task, load_stimuli("EP02"), tmp_path / "x.jsonl", 0.0
     )
     assert res["n_items"] == 0 and res["items_scored"] == []
+
+
+def test_position_prior_check_separates_a_letter_bias_from_a_reading() -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(60):
+        gold = int(rng.integers(4))
+        ll = [-5.0 + 4.0 * (j == 0) + 1.0 * (j == gold) for j in range(4)]  # A bias + signal
+        rows.append({"answers": [gold], "loglik": {"baseline": [ll]}})
+    out = stimuli_llm.position_prior_check(rows)
+    assert out["accuracy_uniform_guess"] == 0.25
+    assert out["accuracy_position_prior_removed"] == 1.0  # the bias removed, the signal stays
+    noise = [{"answers": [int(rng.integers(4))],
+              "loglik": {"baseline": [list(-3.0 + 3.0 * (np.arange(4) == 0) + rng.normal(0, 0.1, 4))]}}
+             for _ in range(400)]  # fmt: skip
+    assert (
+        abs(stimuli_llm.position_prior_check(noise)["accuracy_position_prior_removed"] - 0.25)
+        < 0.08
+    )
