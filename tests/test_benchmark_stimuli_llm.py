@@ -79,9 +79,14 @@ def test_position_prior_check_separates_a_letter_bias_from_a_reading() -> None:
     out = stimuli_llm.position_prior_check(rows)
     assert out["accuracy_uniform_guess"] == 0.25
     assert out["accuracy_position_prior_removed"] == 1.0  # the bias removed, the signal stays
-    noise = [{"answers": [int(rng.integers(4))],
-              "loglik": {"baseline": [list(-3.0 + 3.0 * (np.arange(4) == 0) + rng.normal(0, 0.1, 4))]}}
-             for _ in range(400)]  # fmt: skip
+    biased = -3.0 + 3.0 * (np.arange(4) == 0)  # the A bias, no signal
+    noise = [
+        {
+            "answers": [int(rng.integers(4))],
+            "loglik": {"baseline": [list(biased + rng.normal(0, 0.1, 4))]},
+        }
+        for _ in range(400)
+    ]
     assert (
         abs(stimuli_llm.position_prior_check(noise)["accuracy_position_prior_removed"] - 0.25)
         < 0.08
