@@ -42,12 +42,14 @@ def restore_checkpoint(path: Path, key: str) -> bool:
 
 
 def save_checkpoint(path: Path, key: str) -> None:
-    """Keep a gzip copy of the checkpoint ``path`` as ``results/raw/<key>.gz`` (whole lines
-    only; the copy is replaced atomically). Reproducible bytes: no name or time stamp."""
+    """Keep a gzip copy of the checkpoint ``path`` as ``results/raw/<key>.gz``, replaced
+    atomically; of a ``.jsonl`` file only its whole lines (a cut last line is left out).
+    Reproducible bytes: no name or time stamp."""
     if not path.is_file():
         return
     data = path.read_bytes()
-    data = data[: data.rfind(b"\n") + 1]
+    if path.suffix == ".jsonl":
+        data = data[: data.rfind(b"\n") + 1]
     dest = RAW / f"{key}.gz"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".part")

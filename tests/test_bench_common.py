@@ -73,6 +73,12 @@ def test_a_checkpoint_copy_keeps_whole_lines_and_restores_only_a_missing_file(
     assert common.restore_checkpoint(ckpt, "bench/rows.jsonl")
     assert ckpt.read_bytes() == b'{"id": 1}\n{"id": 2}\n'
     assert not common.restore_checkpoint(tmp_path / "other.jsonl", "bench/none.jsonl")
+    meta = tmp_path / "work" / "meta.json"
+    meta.write_text('{"seconds": 1.5}')  # JSON without a final newline is kept whole
+    common.save_checkpoint(meta, "bench/meta.json")
+    meta.unlink()
+    assert common.restore_checkpoint(meta, "bench/meta.json")
+    assert meta.read_text() == '{"seconds": 1.5}'
     common.save_checkpoint(tmp_path / "missing.jsonl", "bench/missing.jsonl")  # nothing to keep
     assert not (tmp_path / "raw" / "bench" / "missing.jsonl.gz").exists()
 
