@@ -238,7 +238,14 @@ def main() -> None:
     work = WORK / "stimuli_llm"
     work.mkdir(parents=True, exist_ok=True)
     # Per-item checkpoints, restored from their committed copies on a new machine.
-    kept = ["emotion.jsonl", "emotion_content_free.json", "emobench-eu.jsonl", "emobench-ea.jsonl"]
+    # The response cache (rollback journal, committed per batch) holds EQ-Bench's generations.
+    kept = [
+        "emotion.jsonl",
+        "emotion_content_free.json",
+        "emobench-eu.jsonl",
+        "emobench-ea.jsonl",
+        "responses.sqlite",
+    ]
     for name in kept:
         restore_checkpoint(work / name, f"stimuli_llm/{name}")
     stimuli = load_stimuli("emotionprompt,negativeprompt")
