@@ -332,7 +332,7 @@ def probes(target: AuditTarget, config: AuditConfig, ctx: SectionContext) -> dic
         target.model, "goemotions", taxonomy="ekman", layers="all", kind="linear",
         control=sizes.probe_control, max_train=sizes.probe_train, max_test=sizes.probe_test,
         seed=config.seed, data_root=_data_root(config), n_boot=500, chat_format=True,
-        bf16=config.bf16, progress=ctx.say,
+        bf16=bool(config.bf16), progress=ctx.say,  # resolved: never None
     )  # fmt: skip
     report = run.report
     scores = report["curves"]["model"]["scores"]
