@@ -112,7 +112,6 @@ def audit_command(
         bf16=bf16,
         judge=judge,
     )
-    bf16 = config.bf16  # auto resolved
     folder = out or Path("runs", "audit", slug(Path(model.rstrip("/")).name, "model"))
     check_writable(folder, folder=True)
     if threads is not None:
@@ -121,7 +120,7 @@ def audit_command(
         torch.set_num_threads(threads)
     llm_cache = cache_dir or default_cache_dir()
     target = open_target(
-        model, backend=backend, base_url=base_url, api_key=api_key, bf16=bf16,
+        model, backend=backend, base_url=base_url, api_key=api_key, bf16=config.bf16,
         cache=llm_cache / "responses.sqlite",
     )  # fmt: skip
     note(f"auditing {target.name} ({backend}); sections: {', '.join(sections)}")
