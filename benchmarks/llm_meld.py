@@ -510,6 +510,7 @@ def train_row(
             "epochs_setting": args.epochs,
             "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "targets": "all-linear"},
             "batch_size": config.batch_size,
+            "length_group": config.length_group,
             "lr": config.lr,
             "bf16_autocast": config.bf16_autocast,
         },

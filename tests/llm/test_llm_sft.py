@@ -155,12 +155,37 @@ def test_build_examples_from_meld_with_cues_and_self_excluding_retrieval(
         ({"prompt": "zero-shot", "retrieve": 3}, "zero-shot prompt shows no demonstrations"),
         ({"curriculum": "random"}, "unknown curriculum strategy"),
         ({"epochs": 1, "n_buckets": 2}, "never reaches the full data"),
+        ({"length_group": 0}, "length_group must be at least 1"),
     ],
 )
 def test_bad_configs(changes: dict[str, object], message: str) -> None:
     cfg = SFTConfig(**{"base_model": "m", **changes})  # type: ignore[arg-type]
     with pytest.raises(EmoscopeError, match=message):
         cfg.check()
+
+
+def test_length_grouped_micro_batches_pad_less_and_keep_every_item_once() -> None:
+    from emoscope.llm.sft import _micro_batches
+
+    items = [7, 3, 9, 1, 4, 8, 2, 6, 0, 5]
+    lengths = [10, 200, 30, 180, 50, 160, 70, 140, 90, 120]  # aligned with items
+    plain = _micro_batches(items, lengths, batch_size=2)
+    assert plain == [[7, 3], [9, 1], [4, 8], [2, 6], [0, 5]]
+    grouped = _micro_batches(items, lengths, batch_size=2, length_group=2)
+    # Windows of 4 items, each sorted longest first; the last window holds the remaining two.
+    assert grouped == [[3, 1], [9, 7], [8, 6], [2, 4], [5, 0]]
+    assert sorted(i for b in grouped for i in b) == sorted(items)
+    size = dict(zip(items, lengths, strict=True))
+
+    def padded(batches: list[list[int]]) -> int:
+        return sum(len(b) * max(size[i] for i in b) for b in batches)
+
+    assert padded(grouped) < padded(plain)
+    assert _micro_batches(items, lengths, 3, length_group=1) == [
+        [7, 3, 9], [1, 4, 8], [2, 6, 0], [5]
+    ]  # fmt: skip
+    with pytest.raises(EmoscopeError, match="10 items but 2 lengths"):
+        _micro_batches(items, lengths[:2], 2)
 
 
 def test_held_out_loss_per_epoch_and_resume_from_an_epoch_checkpoint(

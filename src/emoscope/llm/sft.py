@@ -66,7 +66,9 @@ class SFTConfig:
     LoRA and optimisation: ``lora_r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``
     (``"all-linear"`` or comma-separated module names), ``lr``, ``scheduler`` (a
     ``transformers.get_scheduler`` name), ``warmup_ratio``, ``epochs``, ``batch_size``,
-    ``grad_accum``, ``max_grad_norm``, ``max_seq_len``, ``neftune_alpha`` (0 turns it off).
+    ``grad_accum``, ``max_grad_norm``, ``max_seq_len``, ``neftune_alpha`` (0 turns it off),
+    ``length_group`` (micro-batches are formed inside windows of that many micro-batches of
+    consecutive items, sorted by length, so a batch pads less; 1 turns it off).
     Curriculum: ``curriculum`` (``none``, ``emotion-shift``, ``speaker-weighted``),
     ``n_buckets``, ``epochs_per_stage``. ``bf16_autocast`` runs forward passes in bfloat16
     autocast (much faster on CPUs with AMX; a laptop without it gains less).
@@ -104,6 +106,7 @@ class SFTConfig:
     max_grad_norm: float = 0.3
     max_seq_len: int = 2048
     neftune_alpha: float = 5.0
+    length_group: int = 16
     curriculum: str = "speaker-weighted"
     n_buckets: int = 2
     epochs_per_stage: int = 1
@@ -130,6 +133,7 @@ class SFTConfig:
             "max_seq_len": self.max_seq_len,
             "n_buckets": self.n_buckets,
             "epochs_per_stage": self.epochs_per_stage,
+            "length_group": self.length_group,
         }
         for name, value in positive.items():
             if value < 1:
@@ -370,6 +374,33 @@ def response_loss(
     return total / max(count, 1)
 
 
+def _micro_batches(
+    items: Sequence[int], lengths: Sequence[int], batch_size: int, length_group: int = 1
+) -> list[list[int]]:
+    """Cut an epoch's item order into micro-batches of ``batch_size``.
+
+    With ``length_group`` > 1, each window of ``length_group * batch_size`` consecutive items
+    is sorted by ``lengths`` (longest first, stable) before it is cut, as ``group_by_length``
+    does in the transformers Trainer: a batch then pads less, every item is still seen once,
+    and the epoch's order (shuffle or curriculum) holds between windows. Deterministic, so a
+    run resumed at a micro-batch index continues the same batches.
+    """
+    if len(lengths) != len(items):
+        raise EmoscopeError(f"{len(items)} items but {len(lengths)} lengths")
+    order = list(range(len(items)))
+    window = batch_size * max(1, length_group)
+    if length_group > 1:
+        order = [
+            j
+            for start in range(0, len(order), window)
+            for j in sorted(order[start : start + window], key=lambda k: -lengths[k])
+        ]
+    return [
+        [items[j] for j in order[start : start + batch_size]]
+        for start in range(0, len(order), batch_size)
+    ]
+
+
 def _neftune_hook(alpha: float) -> Callable[..., Any]:
     """NEFTune (Jain et al., 2023): uniform noise of scale α/√(L·d) on the input embeddings."""
     import torch
@@ -401,6 +432,45 @@ def _target_modules(spec: str) -> str | list[str]:
     return names
 
 
+def _lora_model(config: SFTConfig) -> tuple[Any, Any, Any]:
+    """The base model of ``config`` with fresh LoRA adapters attached: tokenizer, model, device."""
+    from peft import LoraConfig, get_peft_model
+
+    from emoscope.models import load_causal_lm
+
+    loaded = load_causal_lm(
+        config.base_model,
+        device=config.device,
+        dtype=config.dtype,
+        load_in_4bit=config.load_in_4bit,
+    )
+    tokenizer, model, device = loaded.tokenizer, loaded.model, loaded.device
+    if config.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    else:
+        model.to(device)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=_target_modules(config.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        model = get_peft_model(model, lora)
+    except ValueError as e:
+        raise EmoscopeError(f"cannot attach LoRA adapters: {e}") from e
+    return tokenizer, model, device
+
+
 def train_lora(
     examples: Sequence[SFTExample],
     config: SFTConfig,
@@ -426,7 +496,6 @@ def train_lora(
     a run cut mid-epoch on a slow machine loses at most that many steps.
     """
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import get_scheduler
 
     from emoscope.curriculum import CurriculumConfig
@@ -436,39 +505,10 @@ def train_lora(
         raise EmoscopeError("no training examples")
     _seed(config.seed)
     t0 = time.perf_counter()
-    from emoscope.models import autocast, load_causal_lm
+    from emoscope.models import autocast
 
-    loaded = load_causal_lm(
-        config.base_model,
-        device=config.device,
-        dtype=config.dtype,
-        load_in_4bit=config.load_in_4bit,
-    )
-    tokenizer, model, device = loaded.tokenizer, loaded.model, loaded.device
+    tokenizer, model, device = _lora_model(config)
     pad_id = int(tokenizer.pad_token_id)
-    if config.load_in_4bit:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=config.gradient_checkpointing
-        )
-    else:
-        model.to(device)
-        if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-            model.enable_input_require_grads()
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=_target_modules(config.target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    try:
-        model = get_peft_model(model, lora)
-    except ValueError as e:
-        raise EmoscopeError(f"cannot attach LoRA adapters: {e}") from e
 
     encoded: list[tuple[list[int], list[int]]] = []
     truncated = 0
@@ -544,9 +584,9 @@ def train_lora(
                 torch.set_rng_state(partial["rng"])
             t_epoch = time.perf_counter() - float(partial.get("seconds", 0.0))
             losses: list[float] = list(partial.get("losses", []))
-            micro = [
-                items[i : i + config.batch_size] for i in range(0, len(items), config.batch_size)
-            ]
+            micro = _micro_batches(
+                items, [len(encoded[i][0]) for i in items], config.batch_size, config.length_group
+            )
             for m, chunk in enumerate(micro):
                 if m < int(partial.get("micro", 0)):
                     continue
