@@ -235,6 +235,9 @@ def main() -> None:
     from emoscope.stimuli import load_stimuli, load_task, run_eqbench
 
     load0 = os.getloadavg()
+    # A model's EQ-Bench figures from an earlier run at the same size are kept, not redone;
+    # read before this run's first save() rewrites the file.
+    earlier = json.loads(OUT.read_text("utf-8")).get("eqbench", {}) if OUT.is_file() else {}
     work = WORK / "stimuli_llm"
     work.mkdir(parents=True, exist_ok=True)
     # Per-item checkpoints, restored from their committed copies on a new machine.
@@ -302,8 +305,6 @@ def main() -> None:
         if time.time() > stop:
             break
     # EQ-Bench v2: official generation-based scoring and the expected-value variant.
-    # A model's EQ-Bench figures from an earlier run at the same size are kept, not redone.
-    earlier = json.loads(OUT.read_text("utf-8")).get("eqbench", {}) if OUT.is_file() else {}
     result["eqbench"] = {}
     for name in args.eqbench_models.split(","):
         old = earlier.get(name, {})
