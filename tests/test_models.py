@@ -105,6 +105,46 @@ def test_a_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     assert "emoscope[llm-small]" in models._missing_hint(r)
 
 
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_hub_fails_at_once_or_reads_the_cached_snapshot(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert not models._hub_reachable()
+    with pytest.raises(EmoscopeError, match=r"Hub \(127\.0\.0\.1\) cannot be reached") as e:
+        models.materialize(resolve("no-such-org/no-such-model"))
+    assert "not a known short name" in str(e.value)
+    monkeypatch.setattr(models, "_package_dir", lambda module: None)
+    with pytest.raises(EmoscopeError, match=r"not installed \(pip install 'emoscope\[llm-small"):
+        models.materialize(resolve("smollm2-135m-instruct"))
+    # A model in the local Hub cache loads from its snapshot without the network.
+    repo = tmp_path / "hub" / "models--some-org--cached-model"
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    got = Path(models.materialize(resolve("some-org/cached-model")))
+    assert got == repo / "snapshots" / "abc123"
+    # Switched off, the Hub is not probed: the snapshot is read, a model not cached fails at once.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: pytest.fail("probed"))
+    assert Path(models.materialize(resolve("some-org/cached-model"))) == got
+    with pytest.raises(EmoscopeError, match=r"switched off \(HF_HUB_OFFLINE\) to download"):
+        models.materialize(resolve("no-such-org/no-such-model"))
+
+
 def test_one_cache_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("EMOSCOPE_CACHE", raising=False)
     monkeypatch.setenv("EMOSCOPE_CACHE_DIR", str(tmp_path / "old"))
@@ -228,8 +268,12 @@ def test_real_smollm2_scores_a_meld_dialogue_end_to_end(smollm2: models.CausalLM
         assert p.labels[0] == max(p.probs, key=p.probs.__getitem__)
     # The three prompts were scored in one batch; one at a time gives the same numbers.
     prompts = rec.build_prompts(flatten_inputs([dialogue]))[0]
-    rec.backend.batch_size = 1
-    alone = np.stack(rec.backend.score(prompts, list(rec.labels)))
+    from emoscope.llm.hf import HFBackend
+
+    backend = rec.backend
+    assert isinstance(backend, HFBackend)
+    backend.batch_size = 1
+    alone = np.stack(backend.score(prompts, list(rec.labels)))
     together = np.array([list(p.cues["label_logprobs"].values()) for p in preds])
     assert np.allclose(alone, together, atol=1e-3)
     # A calibration moves the distribution: its prior is subtracted before the softmax.

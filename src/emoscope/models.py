@@ -481,9 +481,66 @@ def _dequantise(gguf: Path, folder: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _hub_host() -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds."""
+    import socket
+
+    try:
+        with socket.create_connection(_hub_host(), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _hub_location(resolved: ResolvedModel) -> str:
+    """Where ``from_pretrained`` should read a Hub model: its id when the Hub answers, the
+    cached snapshot when the Hub is switched off or does not answer. Without this, an
+    unreachable Hub costs a minute of retries before the error (and a switched-off Hub set
+    after ``huggingface_hub`` was imported is not seen by the library at all)."""
+    offline = _hub_offline()
+    if not offline and _hub_reachable():
+        return resolved.location
+    from huggingface_hub import snapshot_download
+
+    try:
+        return str(snapshot_download(resolved.location, local_files_only=True))
+    except Exception as e:  # not cached (LocalEntryNotFoundError) or a malformed repo id
+        info = resolved.info
+        if info is not None and info.package is not None:
+            what = f"it is not installed ({info.install_hint})"
+        elif info is not None:
+            what = "its weights are not in the local Hub cache"
+        else:
+            what = "it is not a known short name, a folder, a file or a cached Hub model"
+        hub = (
+            "the Hub is switched off (HF_HUB_OFFLINE)"
+            if offline
+            else f"the Hub ({_hub_host()[0]}) cannot be reached"
+        )
+        raise EmoscopeError(
+            f"cannot load model {resolved.name!r}: {what}, and {hub} to download it; "
+            "known models: emoscope models"
+        ) from e
+
+
 def materialize(resolved: ResolvedModel) -> str:
     """A location ``from_pretrained`` can read without ``gguf_file=``: for GGUF weights the
-    de-quantised float32 copy in the cache (made on first use), else ``resolved.location``."""
+    de-quantised float32 copy in the cache (made on first use), for a Hub model not reachable
+    its cached snapshot, else ``resolved.location``.
+
+    Raises:
+        EmoscopeError: a Hub model that is neither reachable nor cached.
+    """
+    hub = resolved.base if resolved.base is not None else resolved
+    if hub.source == "hub":
+        return _hub_location(hub)
     if resolved.gguf_file is None:
         return resolved.location
     gguf = _gguf_path(resolved)

@@ -83,6 +83,17 @@ def test_an_unknown_model_is_one_error_line(
     _assert_one_line_error(code, err, out, "no-such-org/no-such-model")
 
 
+def test_an_unknown_model_with_the_hub_unreachable_is_one_error_line_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    out = tmp_path / "out"
+    code, err = _run(["--model", "nope", "--quick", "--out", str(out)], capsys)
+    _assert_one_line_error(code, err, out, "'nope'", "cannot be reached", "emoscope models")
+
+
 def _encoder_gguf(path: Path) -> Path:
     """A well-formed GGUF file of an encoder (BERT) architecture: weights, but no causal LM."""
     import numpy as np

@@ -7,7 +7,6 @@ real transformers path; the one test with the real all-MiniLM-L6-v2 is marked sl
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -76,9 +75,9 @@ def test_encoder_load_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_real_minilm_matches_sentence_transformers() -> None:
+def test_real_minilm_matches_sentence_transformers(monkeypatch: pytest.MonkeyPatch) -> None:
     st = pytest.importorskip("sentence_transformers")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     enc = SentenceEncoder()
     if enc.name != DEFAULT_BASE_MODEL:
         pytest.skip("all-MiniLM-L6-v2 is not the resolved base model here")
