@@ -343,7 +343,24 @@ def main() -> None:
             "cpu_model": machine_info(load0, "")["cpu_model"],
         }
         save()
+    result["eqbench_floor"] = eqbench_floor(args.eqbench_limit)
+    save()
     print(json.dumps({k: v for k, v in result.items() if k != "tasks"}, indent=1)[:3000])
+
+
+def eqbench_floor(limit: int) -> dict[str, Any]:
+    """The v2 score of a constant answer of 5 to the same questions: what the expected-value
+    variant gives a model whose intensity distributions are flat."""
+    from emoscope.datasets import load_eqbench
+    from emoscope.stimuli.eqbench import eqbench_constant_score
+
+    items = load_eqbench(DATA)[:limit]
+    return {
+        "constant_5_score": eqbench_constant_score(items, 5.0),
+        "n_questions": len(items),
+        "what": "every emotion of every question answered 5; the expected value of a flat "
+        "distribution over 0-10",
+    }
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def test_eqbench_parse_and_benchmark_score() -> None:
     assert both["used"] == "revised" and both["score"] == pytest.approx(60.0)
     fewer = eqbench_benchmark_score([5.0] * 20, [9.0] * 18 + [None, None])
     assert fewer["used"] == "first_pass" and fewer["score"] == pytest.approx(50.0)
-    assert eqbench_benchmark_score([None])["score"] == 0.0
+    assert eqbench_benchmark_score([None])["score"] is None  # nothing parsed: no score
 
 
 def test_eqbench_prompt_removes_revision_instructions() -> None:
@@ -130,3 +130,24 @@ def test_eqbench_real_questions_reference_answers_score_100() -> None:
 
     res = run_eqbench(ScriptedBackend(answer), root=SHARED, limit=20)
     assert res["parseable"] == 20 and res["score"] == pytest.approx(100.0)
+
+
+def test_constant_answer_floor_is_the_v2_score_of_all_fives() -> None:
+    from types import SimpleNamespace
+
+    from emoscope.stimuli.eqbench import eqbench_constant_score
+
+    item = SimpleNamespace(reference_fullscale=REF, reference=None)
+    one = eqbench_question_score(REF, {k: 5 for k in REF})
+    assert one is not None and one < 10
+    assert eqbench_constant_score([item, item]) == pytest.approx(10 * one)
+    # Answering each reference exactly is 100; a constant far from them scores lower than 5s.
+    assert eqbench_constant_score([item], value=10.0) < eqbench_constant_score([item])
+
+
+def test_a_pass_with_no_parsed_answer_has_no_score() -> None:
+    res = eqbench_benchmark_score([None, None])
+    assert res["score"] is None and res["parseable"] == 0
+    # A revised pass that parses is used over a first pass that parsed nothing.
+    res = eqbench_benchmark_score([None, None], [8.0, None])
+    assert res["used"] == "revised" and res["score"] == pytest.approx(80.0)

@@ -585,8 +585,9 @@ def _benchmark_run(
             scoring="expected" if label else "generate",
         )  # fmt: skip
         how = "expected value of each 0-10 distribution" if label else res["used"]
+        score = "none (no answer parsed)" if res["score"] is None else f"{res['score']:.2f}"
         typer.echo(
-            f"EQ-Bench v2 score: {res['score']:.2f} (parseable {res['parseable']}/"
+            f"EQ-Bench v2 score: {score} (parseable {res['parseable']}/"
             f"{res['n_questions']}, {how.replace('_', ' ')})"
         )
         return res

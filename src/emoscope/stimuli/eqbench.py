@@ -167,12 +167,13 @@ def eqbench_benchmark_score(
     """Benchmark score (0–100) from per-question scores, as the official harness computes it.
 
     ``score = 100 * mean(parsed scores) / 10`` for each pass; with a revised pass, it is used
-    when it scores at least as high as the first pass and parses at least 95% as often.
+    when it scores at least as high as the first pass and parses at least 95% as often. A pass
+    in which no answer parses has no score (``None``), not 0: nothing was measured.
     """
 
-    def one(scores: Sequence[float | None]) -> tuple[float, int]:
+    def one(scores: Sequence[float | None]) -> tuple[float | None, int]:
         vals = [s for s in scores if s is not None]
-        return (100 * (sum(vals) / len(vals) / 10) if vals else 0.0), len(vals)
+        return (100 * (sum(vals) / len(vals) / 10) if vals else None), len(vals)
 
     s1, p1 = one(first_pass)
     out: dict[str, Any] = {
@@ -183,11 +184,24 @@ def eqbench_benchmark_score(
         return out
     s2, p2 = one(revised)
     out.update({"revised_score": s2, "revised_parseable": p2})
-    if s2 >= s1 and p2 >= 0.95 * p1:
+    if s2 is not None and (s1 is None or s2 >= s1) and p2 >= 0.95 * p1:
         out.update({"score": s2, "parseable": p2, "used": "revised"})
     else:
         out.update({"score": s1, "parseable": p1, "used": "first_pass"})
     return out
+
+
+def eqbench_constant_score(items: Sequence[Any], value: float = 5.0) -> float:
+    """EQ-Bench v2 score (0-100) of answering ``value`` for every emotion of every item.
+
+    With ``value`` 5, the middle of the 0-10 scale, this is what the expected-value variant
+    gives a model whose distributions are flat: the floor that variant's scores compare with.
+    """
+    scores = [
+        eqbench_question_score(ref, {k: value for k in ref})
+        for ref in (_eq_reference(it) for it in items)
+    ]
+    return float(eqbench_benchmark_score(scores)["score"] or 0.0)
 
 
 def _eq_reference(item: Any) -> dict[str, float]:
