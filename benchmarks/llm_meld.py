@@ -25,12 +25,12 @@ with their n.
 
 Resume command (the same as the first launch; it skips what is done)::
 
-    cd /work/main && EMOSCOPE_BENCH_WORK=/work/runs/llm_meld_work OMP_NUM_THREADS=1 \\
+    cd /work/main && EMOSCOPE_BENCH_WORK=$PWD/bench_work OMP_NUM_THREADS=1 \\
       PYTHONPATH=$PWD/src setsid nohup nice -n 19 /work/main/.venv/bin/python \\
-      benchmarks/llm_meld.py --threads 1 > /work/runs/llm_meld.log 2>&1 &
-      echo $! > /work/runs/llm_meld.pid
+      benchmarks/llm_meld.py --threads 1 > bench_work/llm_meld.log 2>&1 &
+      echo $! > bench_work/llm_meld.pid
     # then, at any time:
-    EMOSCOPE_BENCH_WORK=/work/runs/llm_meld_work PYTHONPATH=$PWD/src nice -n 10 \\
+    EMOSCOPE_BENCH_WORK=$PWD/bench_work PYTHONPATH=$PWD/src nice -n 10 \\
       /work/main/.venv/bin/python benchmarks/llm_meld.py --summarise
 """
 
@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -279,7 +280,7 @@ def summarise(
         }
     return {
         "setup": {k: v for k, v in setup.items() if not k.endswith("_ids")},
-        "precision": _precision_runs(work / "precision.json", previous.get("precision")),
+        "precision": _precision_runs(work, previous.get("precision")),
         "rows": rows,
         "references": REFERENCES,
         "machine": machine_info(os.getloadavg(), "where --summarise ran; each row names its own"),
@@ -287,16 +288,30 @@ def summarise(
     }
 
 
-def _precision_runs(local: Path, previous: Any) -> list[dict[str, Any]]:
-    """The fp32-vs-bf16 checks, one per CPU model: the committed ones (an older file held one
-    check as a dict, from a machine whose model it did not record) and this work folder's,
-    which replaces a committed check of the same CPU."""
+def _precision_key(run: dict[str, Any]) -> tuple[str, bool]:
+    # Two machines may report the same model name ("AMD EPYC") with and without native bf16.
+    return str(run.get("cpu_model", "")), bool(run.get("bf16_native", False))
+
+
+def precision_file(work: Path) -> Path:
+    """This machine's fp32-vs-bf16 check in ``work``: one file per CPU model and bf16 support."""
+    model = cpu_info().get("cpu_model", "") or "unknown-cpu"
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
+    from emoscope.recognizers.precision import bf16_native
+
+    return work / f"precision-{slug}-{'bf16' if bf16_native() else 'nobf16'}.json"
+
+
+def _precision_runs(work: Path, previous: Any) -> list[dict[str, Any]]:
+    """The fp32-vs-bf16 checks, one per CPU (model name and native bf16): the committed ones
+    (an older file held one check as a dict, from a machine whose model it did not record)
+    and the work folder's, each replacing a committed check of the same CPU."""
     runs = [previous] if isinstance(previous, dict) else list(previous or [])
     runs = [{"cpu_model": "not recorded (an earlier session's Intel Xeon with AMX)", **r}
             for r in runs]  # fmt: skip
-    if local.is_file():
+    for local in sorted(work.glob("precision*.json")):
         new = json.loads(local.read_text("utf-8"))
-        runs = [r for r in runs if r["cpu_model"] != new.get("cpu_model")] + [new]
+        runs = [r for r in runs if _precision_key(r) != _precision_key(new)] + [new]
     return runs
 
 
@@ -524,8 +539,8 @@ def _row_machine(load0: Sequence[float], note: str, bf16: bool) -> dict[str, Any
 
 def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any, log: Any) -> None:
     """fp32 vs bf16 autocast on a small sample: label scores (agreement, s/utt) and LoRA step
-    time (items/s); written to ``precision.json`` once."""
-    out = work / "precision.json"
+    time (items/s); written once per CPU (:func:`precision_file`)."""
+    out = precision_file(work)
     if out.is_file():
         return
     from emoscope.llm.sft import SFTConfig, build_examples, train_lora
@@ -577,6 +592,7 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
     res["load_average"] = [round(x, 2) for x in os.getloadavg()]
     res["note"] = bf16_note()
     res["cpu_model"] = cpu_info().get("cpu_model", "")
+    res["isa"] = cpu_info().get("isa", {})
     write_json(out, res)
     log(f"precision: {json.dumps(res)}")
 
@@ -704,9 +720,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             restore_checkpoint(work / f"{name}.{phase}.jsonl", f"{tag}/{name}.{phase}.jsonl")
         for extra in (f"{name}.machine.json", f"{name}/train.json"):
             restore_checkpoint(work / extra, f"{tag}/{extra}")
-    restore_checkpoint(work / "precision.json", f"{tag}/precision.json")
+    precision = precision_file(work)
+    restore_checkpoint(work / "precision.json", f"{tag}/precision.json")  # an AVX2-only EPYC's
+    restore_checkpoint(precision, f"{tag}/{precision.name}")
     precision_check(args, work, test, train, log)
-    save_checkpoint(work / "precision.json", f"{tag}/precision.json")
+    save_checkpoint(precision, f"{tag}/{precision.name}")
     for name in rows:
         row = ROWS[name]
         done = {

@@ -211,3 +211,15 @@ def test_markdown_table_marks_unfinished_rows(tmp_path: Path) -> None:
     row = next(line for line in table.splitlines() if line.startswith("| zero-shot |"))
     assert "30/300 | unfinished (uncalibrated)" in row
     assert "| PRC-Emo, Qwen3-8B" in table and "0.704" in table
+
+
+def test_precision_checks_are_kept_per_cpu_model_and_bf16_support(tmp_path: Path) -> None:
+    # Two machines both report "AMD EPYC", one without native bf16 and one with it.
+    old_avx2 = {"cpu_model": "AMD EPYC", "bf16_native": False, "argmax_agreement": 1.0}
+    old_bf16 = {"cpu_model": "AMD EPYC", "bf16_native": True, "argmax_agreement": 0.5}
+    new_bf16 = {"cpu_model": "AMD EPYC", "bf16_native": True, "argmax_agreement": 0.9}
+    (tmp_path / "precision-amd-epyc-bf16.json").write_text(json.dumps(new_bf16))
+    runs = llm_meld._precision_runs(tmp_path, [old_avx2, old_bf16])
+    assert runs == [old_avx2, new_bf16]
+    name = llm_meld.precision_file(tmp_path).name
+    assert name.startswith("precision-") and name.endswith(("-bf16.json", "-nobf16.json"))
