@@ -297,9 +297,12 @@ def main() -> None:
             result["tasks"][t.name] = _ab_stage(
                 backend, sub, stimuli, work / f"{t.name}.jsonl", stop
             )
+            n_done = len(result["tasks"][t.name]["items_scored"])
             result["tasks"][t.name]["subset"] = (
-                f"first {len(result['tasks'][t.name]['items_scored'])} items of the English items "
-                "shuffled with random.Random(12) (time budget)"
+                f"all {n_done} English items, in the order of random.Random(12)"
+                if n_done == len(t.items)
+                else f"first {n_done} of the {len(t.items)} English items shuffled with "
+                "random.Random(12) (time budget)"
             )
         save()
         if time.time() > stop:
