@@ -533,6 +533,17 @@ def train_row(
     return adapter
 
 
+def plain_lora_config(model: str, **settings: Any) -> Any:
+    """The LoRA settings of the ``lora`` row (plain prompt, no retrieval, no curriculum,
+    micro-batches of 4 x 2 accumulation, on the CPU), with ``settings`` replaced."""
+    from emoscope.llm.sft import SFTConfig
+
+    base = {"batch_size": 4, "grad_accum": 2, "max_seq_len": 1024, "device": "cpu"}
+    return SFTConfig(
+        base_model=model, prompt="zero-shot", retrieve=0, curriculum="none", **(base | settings)
+    )
+
+
 def _row_machine(load0: Sequence[float], note: str, bf16: bool) -> dict[str, Any]:
     return {**machine_info(load0, note), "bf16_autocast": bf16}
 
@@ -543,7 +554,7 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
     out = precision_file(work)
     if out.is_file():
         return
-    from emoscope.llm.sft import SFTConfig, build_examples, train_lora
+    from emoscope.llm.sft import build_examples, train_lora
     from emoscope.recognizers.precision import bf16_native
 
     # Emulated bf16 (no native instructions) is tens of times slower: a smaller sample there.
@@ -567,22 +578,12 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
     res["mean_abs_logprob_diff"] = float(diff.mean())
     res["argmax_agreement"] = float(np.mean(scores["fp32"].argmax(1) == scores["bf16"].argmax(1)))
     ex = build_examples(
-        SFTConfig(base_model=args.model, prompt="zero-shot", retrieve=0, curriculum="none"),
+        plain_lora_config(args.model),
         data=train.limit(n_lora),
     )[:n_lora]
     res["n_lora_examples"] = len(ex)
     for bf16 in (False, True):
-        cfg = SFTConfig(
-            base_model=args.model,
-            prompt="zero-shot",
-            retrieve=0,
-            curriculum="none",
-            epochs=1,
-            batch_size=4,
-            grad_accum=2,
-            device="cpu",
-            bf16_autocast=bf16,
-        )
+        cfg = plain_lora_config(args.model, epochs=1, bf16_autocast=bf16)
         log_ = train_lora(ex, cfg, work / "precision_adapter")
         tag = "bf16" if bf16 else "fp32"
         res[f"lora_{tag}_examples_per_second"] = log_["epochs"][0]["examples_per_second"]

@@ -65,7 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from emoscope.datasets import load_dataset
     from emoscope.llm.sft import (
-        SFTConfig,
         _collate,
         _lora_model,
         _micro_batches,
@@ -74,21 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         encode_example,
     )
     from emoscope.models import autocast
-    from llm_meld import select_dialogues
+    from llm_meld import plain_lora_config, select_dialogues
 
     torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
-    # The settings of llm_meld.py's ``lora`` row.
-    config = SFTConfig(
-        base_model=args.model,
-        prompt="zero-shot",
-        retrieve=0,
-        curriculum="none",
-        batch_size=4,
-        grad_accum=2,
-        max_seq_len=1024,
-        device="cpu",
-    )
+    config = plain_lora_config(args.model)
     train = select_dialogues(load_dataset("meld", "train", root=args.data_root), args.train_n, 0)
     examples = build_examples(config, data=train)
     tokenizer, model, device = _lora_model(config)
