@@ -679,7 +679,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = work / "setup.json"
     if saved.is_file() and not args.summarise:
         old = json.loads(saved.read_text("utf-8"))
-        if old != setup:
+        # The thread count changes speed, not results: a run may resume with another.
+        if {k: v for k, v in old.items() if k != "threads"} != {
+            k: v for k, v in setup.items() if k != "threads"
+        }:
             print(
                 f"{saved} was written by a run with other settings; use another "
                 "EMOSCOPE_BENCH_WORK or delete it",

@@ -184,6 +184,7 @@ def test_every_row_runs_and_resumes_on_a_tiny_llama(
     # A rerun finds everything done; other settings in the same folder are refused.
     assert llm_meld.main(args) == 0
     assert llm_meld.main([*args, "--epochs", "3"]) == 2
+    assert llm_meld.main([*args, "--threads", "2"]) == 0  # threads change speed only
     # On a new machine (the work folder gone) the committed copies bring every row back:
     # nothing is trained or scored again.
     kept = [p.name for p in (tmp_path / "raw").rglob("*.gz")]
