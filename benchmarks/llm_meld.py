@@ -592,8 +592,9 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
     res["threads"] = args.threads
     res["load_average"] = [round(x, 2) for x in os.getloadavg()]
     res["note"] = bf16_note()
-    res["cpu_model"] = cpu_info().get("cpu_model", "")
-    res["isa"] = cpu_info().get("isa", {})
+    info = cpu_info()
+    res["cpu_model"] = info.get("cpu_model", "")
+    res["isa"] = info.get("isa", {})
     write_json(out, res)
     log(f"precision: {json.dumps(res)}")
 

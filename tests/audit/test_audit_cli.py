@@ -5,13 +5,13 @@ one error line, exit code 2 and no report files."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 from audit_helpers import report_files
 
 from emoscope import cli
+from net_helpers import unused_port
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -19,12 +19,6 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
         cli.main(["audit", *args])
     code = exc.value.code
     return (0 if code is None else int(code)), capsys.readouterr().err
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _assert_one_line_error(code: int, err: str, out: Path, *words: str) -> None:
@@ -88,7 +82,7 @@ def test_an_unknown_model_with_the_hub_unreachable_is_one_error_line_at_once(
 ) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{unused_port()}")
     out = tmp_path / "out"
     code, err = _run(["--model", "nope", "--quick", "--out", str(out)], capsys)
     _assert_one_line_error(code, err, out, "'nope'", "cannot be reached", "emoscope models")
@@ -131,7 +125,7 @@ def test_an_unreachable_server_is_one_error_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    url = f"http://127.0.0.1:{unused_port()}/v1"
     code, err = _run(
         ["--model", "gpt-x", "--backend", "openai", "--base-url", url, "--out", str(out)], capsys
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from llm_helpers import ChatServer, Reply, completion
 from emoscope.errors import EmoscopeError
 from emoscope.llm.base import ResponseCache, load_backend
 from emoscope.llm.openai import OpenAIBackend, resolve_base_url
+from net_helpers import unused_port
 
 HELLO = [[{"role": "user", "content": "Say hello."}]]
 
@@ -161,9 +161,7 @@ def test_concurrency_is_bounded(chat_server: ChatServer) -> None:
 
 
 def test_connection_refused_is_retried_then_reported() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = unused_port()
     sleeps: list[float] = []
     b = OpenAIBackend(
         "m",

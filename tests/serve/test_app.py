@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from emoscope.errors import EmoscopeError
 from emoscope.prediction import PREDICTION_SCHEMA
 from emoscope.recognizers import encoder
 from emoscope.serve import ServeConfig, create_app, openapi_json
+from net_helpers import unused_port
 from scale_helpers import (
     ContextRecognizer,
     GatedRecognizer,
@@ -327,14 +327,8 @@ def test_cli_write_openapi_and_bad_recogniser(
     assert len(err.strip().splitlines()) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_cli_serve_runs_a_server(tmp_path: Path) -> None:
-    port = _free_port()
+    port = unused_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
     cmd = [sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port),
            "--recognizer", "lexicon", "--max-batch", "2", "--log-level", "warning"]  # fmt: skip
