@@ -82,12 +82,18 @@ def cpu_info() -> dict[str, Any]:
 def bf16_note() -> str:
     """One sentence on what bf16 autocast can gain on this CPU, from its instruction sets."""
     isa = cpu_info().get("isa", {})
+    # Hardware facts only: what the speed-up is for a given model is measured, not assumed
+    # (for a 135M model the bf16/fp32 ratio was smaller on an AMX Xeon than on an AVX-512 BF16
+    # EPYC, whose fp32 was far slower: llm_meld.json's precision checks).
     if isa.get("amx_bf16"):
-        return "bf16 autocast runs on AMX tiles here; a CPU without AMX gains less"
+        return (
+            "bf16 autocast runs on AMX tiles here; CPUs without AMX have slower bf16 matrix "
+            "units, and the gain depends on the model's size"
+        )
     if isa.get("avx512_bf16"):
         return (
-            "bf16 autocast runs on AVX-512 BF16 here (no AMX); a CPU with AMX gains more, "
-            "one without native bf16 less or nothing"
+            "bf16 autocast runs on AVX-512 BF16 here (no AMX); CPUs without native bf16 "
+            "emulate it, slower than fp32"
         )
     return "this CPU has no native bf16 instructions; bf16 autocast may be slower than fp32"
 

@@ -25,12 +25,15 @@ with their n.
 
 Resume command (the same as the first launch; it skips what is done)::
 
-    cd /work/main && EMOSCOPE_BENCH_WORK=$PWD/bench_work OMP_NUM_THREADS=1 \\
-      PYTHONPATH=$PWD/src setsid nohup nice -n 19 /work/main/.venv/bin/python \\
-      benchmarks/llm_meld.py --threads 1 > bench_work/llm_meld.log 2>&1 &
+    cd /work/main && EMOSCOPE_BENCH_WORK=$PWD/bench_work OMP_NUM_THREADS=2 \\
+      PYTHONPATH=$PWD/src setsid nohup /work/main/.venv/bin/python \\
+      benchmarks/llm_meld.py --threads 2 > bench_work/llm_meld.log 2>&1 &
       echo $! > bench_work/llm_meld.pid
+    # lower its priority: setsid puts it in its own autogroup, where `nice` has no effect
+    # against other sessions' jobs, so set the autogroup's nice value instead
+    echo 19 > /proc/$(cat bench_work/llm_meld.pid)/autogroup
     # then, at any time:
-    EMOSCOPE_BENCH_WORK=$PWD/bench_work PYTHONPATH=$PWD/src nice -n 10 \\
+    EMOSCOPE_BENCH_WORK=$PWD/bench_work PYTHONPATH=$PWD/src \\
       /work/main/.venv/bin/python benchmarks/llm_meld.py --summarise
 """
 
