@@ -609,6 +609,7 @@ def load_causal_lm(
     load_in_4bit: bool = False,
     trust_remote_code: bool = False,
     trainable_adapter: bool = False,
+    merge_adapter: bool = True,
 ) -> CausalLM:
     """Load a causal LM and its tokenizer from anything :func:`resolve` accepts.
 
@@ -622,6 +623,10 @@ def load_causal_lm(
             checkpoint's.
         load_in_4bit: 4-bit NF4 weights (bitsandbytes, CUDA only), as in PRC-Emo's setup.
         trainable_adapter: load the adapter with trainable weights (to continue training).
+        merge_adapter: fold a frozen adapter's low-rank update into the base weights, so a
+            forward pass costs what the base model's does (not with ``trainable_adapter`` or
+            4-bit weights). The model stays a PEFT model: ``disable_adapter()`` still gives
+            the base model (PEFT unmerges on the first such forward pass; merge again after).
 
     The model is returned in eval mode on ``device`` (with 4-bit: placed by accelerate).
 
@@ -669,12 +674,23 @@ def load_causal_lm(
             model = PeftModel.from_pretrained(model, res.adapter, is_trainable=trainable_adapter)
         except (OSError, ValueError) as e:
             raise EmoscopeError(f"cannot load the adapter {res.adapter!r}: {e}") from e
+        if merge_adapter and not trainable_adapter and not load_in_4bit:
+            model.merge_adapter()
     if not load_in_4bit:
         model.to(dev)
     model.eval()
     seconds = time.perf_counter() - t0
     _log.info("loaded %s in %.1f s", res.describe(), seconds)
     return CausalLM(model, tokenizer, res, dev, seconds)
+
+
+def _adapter_merged(model: Any) -> bool:
+    """Whether ``model`` has a PEFT adapter folded into its base weights."""
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
+        return False
+    return any(isinstance(m, BaseTunerLayer) and m.merged for m in model.modules())
 
 
 # --------------------------------------------------------------------------------------------

@@ -109,6 +109,35 @@ def test_lora_training_reduces_the_loss_and_saves_an_adapter(
     assert tuned.base_view().generate(conv, max_new_tokens=5)[0].text == base
 
 
+def test_a_frozen_adapter_is_merged_and_merged_again_after_the_base_view(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from emoscope.models import _adapter_merged, load_causal_lm
+
+    out = tmp_path / "adapter"
+    train_lora(examples(), tiny_lora_config(tiny_llama, epochs=1, curriculum="none"), out)
+    tuned = HFBackend(str(out), device="cpu")
+    conv = [examples(1)[0].messages]
+    assert _adapter_merged(tuned.lm)
+    merged = tuned.score(conv, ["joy", "anger"])[0]
+    tuned.base_view().generate(conv, max_new_tokens=2)  # PEFT unmerges to switch it off
+    assert _adapter_merged(tuned.lm)
+    np.testing.assert_allclose(tuned.score(conv, ["joy", "anger"])[0], merged, atol=1e-5)
+    tuned.lm.unmerge_adapter()
+    assert not _adapter_merged(tuned.lm)
+    # Merged or not, the adapter gives the same scores (up to float rounding), and they
+    # differ from the base model's.
+    np.testing.assert_allclose(tuned.score(conv, ["joy", "anger"])[0], merged, atol=1e-4)
+    with tuned.lm.disable_adapter():
+        base = tuned.score(conv, ["joy", "anger"])[0]
+    assert np.abs(base - merged).max() > 1e-2
+    # Not merged when it is to be trained further, or when asked not to.
+    assert not _adapter_merged(load_causal_lm(str(out), device="cpu", trainable_adapter=True).model)
+    assert not _adapter_merged(load_causal_lm(str(out), device="cpu", merge_adapter=False).model)
+
+
 def test_build_examples_from_meld_with_cues_and_self_excluding_retrieval(
     mini_data_root: Path, chat_server: ChatServer, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ from emoscope.llm.base import (
     check_request,
 )
 from emoscope.models import (
+    _adapter_merged,
     _bnb_config,
     autocast,
     encode_prompt,
@@ -195,10 +196,15 @@ class HFBackend:
             params["bf16_autocast"] = True
 
         def run(todo: list[list[dict[str, str]]]) -> list[Generation]:
-            if without_adapter:
+            if not without_adapter:
+                return self._generate_uncached(todo, max_new_tokens, temperature)
+            merged = _adapter_merged(self.lm)
+            try:
                 with self.lm.disable_adapter():
                     return self._generate_uncached(todo, max_new_tokens, temperature)
-            return self._generate_uncached(todo, max_new_tokens, temperature)
+            finally:
+                if merged:  # PEFT unmerged the adapter to switch it off
+                    self.lm.merge_adapter()
 
         return cached_generate(self.cache, model, convs, params, run)
 
