@@ -68,10 +68,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from emoscope.datasets import load_dataset
     from emoscope.metrics import classification_report
     from emoscope.recognizers.precision import bf16_native
-    from llm_meld import LABELS, ROWS, _recognizer, select_dialogues
+    from llm_meld import (
+        LABELS,
+        ROWS,
+        _recognizer,
+        label_score_matrix,
+        score_agreement,
+        select_dialogues,
+    )
 
     if args.row not in ROWS or "curriculum" not in ROWS[args.row]:
         ap.error(f"--row must be a LoRA row of llm_meld.py, got {args.row!r}")
+    if args.n < 1 or args.rounds < 1:
+        ap.error(f"--n and --rounds must be at least 1, got {args.n} and {args.rounds}")
     work = WORK / "llm_meld" / args.model.replace("/", "_")
     adapter = args.adapter or work / args.row / "adapter"
     if not (adapter / "adapter_config.json").is_file():
@@ -100,20 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 preds = rec.predict(inputs)
                 seconds[way].append((time.perf_counter() - t0) / len(preds))
-                scores[way] = np.array(
-                    [[p.cues["label_logprobs"][lab] for lab in LABELS] for p in preds]
-                )
-        diff = np.abs(scores["merged"] - scores["unmerged"])
+                scores[way] = label_score_matrix(preds)
         median = {w: statistics.median(seconds[w]) for w in WAYS}
         entry: dict[str, Any] = {
             "seconds_per_utterance": seconds,
             "seconds_per_utterance_median": median,
             "speedup_merged": median["unmerged"] / median["merged"],
-            "mean_abs_logprob_diff": float(diff.mean()),
-            "max_abs_logprob_diff": float(diff.max()),
-            "argmax_agreement": float(
-                np.mean(scores["merged"].argmax(1) == scores["unmerged"].argmax(1))
-            ),
+            **score_agreement(scores["merged"], scores["unmerged"]),
         }
         for way in WAYS:
             rep = classification_report(gold, [LABELS[i] for i in scores[way].argmax(1)], LABELS)

@@ -551,6 +551,22 @@ def _row_machine(load0: Sequence[float], note: str, bf16: bool) -> dict[str, Any
     return {**machine_info(load0, note), "bf16_autocast": bf16}
 
 
+def label_score_matrix(preds: Sequence[Any]) -> np.ndarray:
+    """The label log-likelihoods of scored predictions, one row per utterance, LABELS order."""
+    return np.array([[p.cues["label_logprobs"][lab] for lab in LABELS] for p in preds])
+
+
+def score_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """How far two runs' label scores (:func:`label_score_matrix`) are apart: mean and largest
+    |difference|, and the share of utterances whose best label is the same."""
+    diff = np.abs(a - b)
+    return {
+        "max_abs_logprob_diff": float(diff.max()),
+        "mean_abs_logprob_diff": float(diff.mean()),
+        "argmax_agreement": float(np.mean(a.argmax(1) == b.argmax(1))),
+    }
+
+
 def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any, log: Any) -> None:
     """fp32 vs bf16 autocast on a small sample: label scores (agreement, s/utt) and LoRA step
     time (items/s); written once per CPU (:func:`precision_file`)."""
@@ -573,13 +589,10 @@ def precision_check(args: argparse.Namespace, work: Path, test: Any, train: Any,
         preds = rec.predict(sample.inputs())
         tag = "bf16" if bf16 else "fp32"
         res[f"{tag}_seconds_per_utterance"] = (time.perf_counter() - t0) / len(preds)
-        scores[tag] = np.array([[p.cues["label_logprobs"][lab] for lab in LABELS] for p in preds])
+        scores[tag] = label_score_matrix(preds)
         log(f"precision: {tag} {res[f'{tag}_seconds_per_utterance']:.2f} s/utt")
         del rec
-    diff = np.abs(scores["fp32"] - scores["bf16"])
-    res["max_abs_logprob_diff"] = float(diff.max())
-    res["mean_abs_logprob_diff"] = float(diff.mean())
-    res["argmax_agreement"] = float(np.mean(scores["fp32"].argmax(1) == scores["bf16"].argmax(1)))
+    res.update(score_agreement(scores["fp32"], scores["bf16"]))
     ex = build_examples(
         plain_lora_config(args.model),
         data=train.limit(n_lora),

@@ -41,5 +41,9 @@ def test_merged_and_unmerged_scores_are_compared_side_by_side(
     assert fp32["mean_abs_logprob_diff"] < 1e-3 and fp32["argmax_agreement"] == 1.0
     assert fp32["merged_raw_accuracy"] == fp32["unmerged_raw_accuracy"]
     assert run["machine"]["cpus"] and run["threads"] == 1
-    with pytest.raises(SystemExit):
-        adapter_merge.main([*argv, "--row", "zero-shot"])  # not a LoRA row
+    # a prompt row (no adapter), no utterances, no rounds
+    for bad in (["--row", "zero-shot"], ["--n", "0"], ["--rounds", "0"]):
+        with pytest.raises(SystemExit) as err:
+            adapter_merge.main([*argv, "--adapter", str(adapter), "--out", str(out), *bad])
+        assert err.value.code == 2
+    assert json.loads(out.read_text()) == run  # nothing written by the refused runs
